@@ -1,0 +1,59 @@
+# tabpipe: `make run` trains on the bundled demo, `make test` runs the whole suite.
+# Both build .venv from requirements.lock first (exact pins), so a fresh clone needs nothing else.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Quiet, offline, persistent Prefect (see ../shared/STACK.md).
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_EPHEMERAL_ENABLED := true
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 60
+
+DEMO_CONFIG ?= configs/penguins.yaml
+SERVER_PORT ?= 4200
+
+.PHONY: setup run test lint typecheck unit browser bench server serve clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=24"
+	$(BIN)/pip install --quiet --requirement requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --editable .
+	touch $(STAMP)
+
+# Debian's chromium for the browser tests (the UI and report pages are products).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+run: $(STAMP)
+	$(BIN)/tabpipe train $(DEMO_CONFIG)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) browser lint typecheck
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+server: $(STAMP)
+	PREFECT_API_URL=http://127.0.0.1:$(SERVER_PORT)/api \
+		$(BIN)/prefect server start --host 127.0.0.1 --port $(SERVER_PORT)
+
+serve: $(STAMP)
+	$(BIN)/tabpipe serve
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,189 @@
+"""The `tabpipe` command line. Errors a user can cause print one sentence and exit non-zero;
+tracebacks are for bugs and for --debug."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+USER_ERROR_EXIT = 2
+LEADERBOARD_COLUMNS = ("family", "status", "cv_score", "best_params", "fit_seconds")
+# Quiet, offline Prefect defaults (see ../shared/STACK.md); the user's environment wins.
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_ENABLED": "true",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",
+}
+
+console = Console()
+error_console = Console(stderr=True)
+
+
+def apply_prefect_defaults() -> None:
+    for key, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+class DropTracebacks(logging.Filter):
+    """Keep Prefect's console quiet about user errors: the CLI says them in one sentence."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+
+def quiet_prefect_console(debug: bool) -> None:
+    """Terminal shows warnings only (the UI still gets every log); --debug shows all."""
+    from prefect.logging.configuration import setup_logging
+
+    setup_logging()
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.INFO if debug else logging.WARNING)
+        if not debug:
+            handler.addFilter(DropTracebacks())
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean the user's input is wrong, not that tabpipe has a bug."""
+    from tasks.config import ConfigError
+    from tasks.data import DataError
+    from tasks.model_io import ModelIntegrityError
+
+    return ConfigError, DataError, ModelIntegrityError
+
+
+@contextmanager
+def training_progress() -> Iterator[None]:
+    """A terminal bar that moves as model families finish."""
+    from tasks.artifacts import add_progress_listener, remove_progress_listener
+
+    progress = Progress(
+        TextColumn("[bold]searching model families"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    bar = progress.add_task("", total=None)
+
+    def advance(done: int, total: int, family: str) -> None:
+        progress.update(bar, completed=done, total=total, description=f"finished {family}")
+
+    add_progress_listener(advance)
+    try:
+        with progress:
+            yield
+    finally:
+        remove_progress_listener(advance)
+
+
+def print_run_result(run_dir: Path) -> None:
+    """Leaderboard, the best model's test metrics, and where the run is."""
+    from tasks.report import format_value, headline_metrics
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    leaderboard = json.loads((run_dir / "leaderboard.json").read_text())
+    table = Table(
+        title=f"Leaderboard ({metrics['selection_metric']}, {metrics['cv_folds']}-fold CV)"
+    )
+    for column in LEADERBOARD_COLUMNS:
+        table.add_column(column, overflow="fold")
+    for row in leaderboard:
+        table.add_row(*(format_value(row[c]) for c in LEADERBOARD_COLUMNS))
+    console.print(table)
+    console.print(f"Selection metric: {metrics['selection_metric']}: {metrics['selection_reason']}")
+    scores = Table(title=f"Best model {metrics['best_model']['family']}: test metrics")
+    scores.add_column("metric")
+    scores.add_column("value")
+    for name, value in headline_metrics(metrics["test_metrics"]).items():
+        scores.add_row(name, format_value(value))
+    console.print(scores)
+    console.print(f"Run directory: {run_dir}")
+
+
+def print_failure_cases(error: BaseException) -> None:
+    cases = getattr(error, "failure_cases", None)
+    if cases is None or cases.empty:
+        return
+    table = Table(title=f"Validation failures (first 20 of {len(cases)})")
+    for column in cases.columns:
+        table.add_column(str(column))
+    for row in cases.head(20).itertuples(index=False):
+        table.add_row(*(str(v) for v in row))
+    error_console.print(table)
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from prefect import tags
+
+    from flows.train import TrainParameters, resolve_config, train
+
+    params = TrainParameters(
+        config=str(args.config) if args.config else None,
+        data=str(args.data) if args.data else None,
+        target=args.target,
+        overrides=args.set or [],
+    )
+    dataset = resolve_config(params).dataset_name  # config errors surface before Prefect starts
+    with tags("tabpipe", f"dataset:{dataset}"), training_progress():
+        run_dir = Path(train(params))
+    print_run_result(run_dir)
+    return 0
+
+
+def add_train_parser(commands: Any) -> None:
+    parser = commands.add_parser("train", help="Validate, search models, evaluate, write a run.")
+    parser.add_argument("config", nargs="?", type=Path, help="YAML config (configs/NAME.yaml).")
+    parser.add_argument("--data", type=Path, help="CSV or Parquet file (without a config).")
+    parser.add_argument("--target", help="Column to predict (with --data).")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="Override a config field, e.g. --set split.cv_folds=3.",
+    )
+    parser.set_defaults(handler=command_train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tabpipe", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="Show tracebacks and Prefect logs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(commands)
+    return parser
+
+
+def run_command(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a subcommand; a user error becomes one sentence on stderr and exit code 2."""
+    try:
+        return handler(args)
+    except user_errors() as error:
+        if args.debug:
+            raise
+        print_failure_cases(error)
+        error_console.print(f"[red]error:[/red] {error}", highlight=False)
+        return USER_ERROR_EXIT
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    apply_prefect_defaults()
+    quiet_prefect_console(args.debug)
+    return run_command(args.handler, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Prefect UI artifacts with stable keys, so the Artifacts page shows their history across runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pandas as pd
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+LEADERBOARD_KEY = "leaderboard"
+RUN_SUMMARY_KEY = "run-summary"
+VALIDATION_FAILURES_KEY = "validation-failures"
+SEARCH_PROGRESS_KEY = "search-progress"
+REPORT_LINK_KEY = "run-report"
+# Prefect's UI shows up to this many failure rows comfortably; the CSV holds them all.
+MAX_FAILURE_ROWS = 200
+
+ProgressListener = Callable[[int, int, str], None]
+_progress_listeners: list[ProgressListener] = []
+
+
+def add_progress_listener(listener: ProgressListener) -> None:
+    """Let the CLI's terminal bar follow the search (called at run time, never at import)."""
+    _progress_listeners.append(listener)
+
+
+def remove_progress_listener(listener: ProgressListener) -> None:
+    if listener in _progress_listeners:
+        _progress_listeners.remove(listener)
+
+
+class SearchProgress:
+    """A progress artifact in the UI plus any terminal listeners, moved as families finish."""
+
+    def __init__(self, total: int, dataset: str) -> None:
+        self.total = total
+        self.done = 0
+        artifact_id = create_progress_artifact(
+            progress=0.0,
+            key=SEARCH_PROGRESS_KEY,
+            description=f"{dataset}: model families searched (of {total})",
+        )
+        self.artifact_id: UUID | None = artifact_id if isinstance(artifact_id, UUID) else None
+
+    def advance(self, family: str) -> None:
+        self.done += 1
+        if self.artifact_id is not None:
+            update_progress_artifact(self.artifact_id, progress=100.0 * self.done / self.total)
+        for listener in list(_progress_listeners):
+            listener(self.done, self.total, family)
+
+
+def publish_leaderboard(rows: list[dict[str, Any]], dataset: str) -> None:
+    create_table_artifact(
+        key=LEADERBOARD_KEY,
+        table=rows,
+        description=f"{dataset}: model families by cross-validated score",
+    )
+
+
+def publish_run_summary(markdown: str, dataset: str) -> None:
+    create_markdown_artifact(
+        key=RUN_SUMMARY_KEY, markdown=markdown, description=f"{dataset}: run summary"
+    )
+
+
+def publish_report_link(report_url: str, run_dir: Path) -> None:
+    create_link_artifact(
+        key=REPORT_LINK_KEY, link=report_url, link_text=f"report of {run_dir.name}"
+    )
+
+
+def publish_validation_failures(failure_cases: pd.DataFrame, source: str) -> None:
+    shown = failure_cases.head(MAX_FAILURE_ROWS).astype(str)
+    create_table_artifact(
+        key=VALIDATION_FAILURES_KEY,
+        table=[{str(k): v for k, v in row.items()} for row in shown.to_dict(orient="records")],
+        description=f"{source}: {len(failure_cases)} validation failure(s)",
+    )

@@ -1,0 +1,168 @@
+"""Run configuration: one YAML per dataset, validated by pydantic (unknown keys are errors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Rebalancing = Literal["none", "class_weight", "random_over", "random_under", "smote", "auto"]
+TaskKind = Literal["auto", "binary", "multiclass"]
+SelectionMetric = Literal[
+    "roc_auc", "average_precision", "f1", "f1_macro", "f1_micro", "accuracy", "balanced_accuracy"
+]
+
+
+class ConfigError(ValueError):
+    """A configuration a user wrote is wrong; the message names the key path."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImputeConfig(StrictModel):
+    numeric: Literal["median", "mean", "constant"] = "median"
+    categorical: Literal["most_frequent", "constant"] = "most_frequent"
+    numeric_fill_value: float = 0.0
+    categorical_fill_value: str = "missing"
+
+
+class SplitConfig(StrictModel):
+    test_size: float = Field(0.2, gt=0.0, lt=1.0)
+    cv_folds: int = Field(5, ge=2, le=20)
+
+
+class SearchConfig(StrictModel):
+    strategy: Literal["grid", "halving", "random"] = "grid"
+    n_iter: int = Field(20, ge=1, description="Candidates per family for strategy=random.")
+
+
+class ScheduleConfig(StrictModel):
+    cron: str | None = None
+    interval_seconds: int | None = Field(None, ge=1)
+    timezone: str = "UTC"
+
+
+class RunConfig(StrictModel):
+    """Everything a training run needs; every field but data and target has a default."""
+
+    data: Path
+    target: str
+    name: str = ""
+    task: TaskKind = "auto"
+    schema_ref: str | None = Field(
+        None,
+        alias="schema",
+        description="'module:Class' of a pandera DataFrameModel; inferred from the data if absent.",
+    )
+    positive_label: str | None = None
+    drop_columns: list[str] = Field(default_factory=list)
+    impute: ImputeConfig = ImputeConfig()
+    rebalance: list[Rebalancing] = Field(default_factory=lambda: ["auto"], min_length=1)  # type: ignore[arg-type]
+    models: list[str] = Field(default_factory=list)
+    grids: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
+    selection_metric: SelectionMetric | None = None
+    split: SplitConfig = SplitConfig()
+    search: SearchConfig = SearchConfig()
+    seed: int = 42
+    n_jobs: int | None = Field(None, ge=1, description="Cores to use; all of them by default.")
+    runs_dir: Path = Path("runs")
+    schedule: ScheduleConfig | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_slug(cls, value: str) -> str:
+        if value and not all(ch.isalnum() or ch in "-_" for ch in value):
+            raise ValueError("may contain only letters, digits, '-' and '_'")
+        return value
+
+    @property
+    def dataset_name(self) -> str:
+        """The name runs, deployments and tags use: `name`, else the data file's stem."""
+        return self.name or self.data.stem.replace(".", "-")
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    key_path = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{key_path}'."
+    if first["type"] == "missing":
+        return f"{source}: required key '{key_path}' is missing."
+    return f"{source}: key '{key_path}' {first['msg'].lower()} (got {first.get('input')!r})."
+
+
+def parse_override(assignment: str) -> tuple[list[str], Any]:
+    """Turn `a.b=value` into (['a', 'b'], value), the value parsed as YAML (so 3 is an int)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set '{assignment}' must look like key=value.")
+    key, raw_value = assignment.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw_value)
+
+
+def apply_overrides(raw: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """Return a copy of a raw config with each `key.path=value` applied."""
+    merged: dict[str, Any] = yaml.safe_load(yaml.safe_dump(raw)) if raw else {}
+    for assignment in assignments:
+        keys, value = parse_override(assignment)
+        node = merged
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return merged
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a YAML config into a dict; a missing or malformed file is a ConfigError."""
+    if not path.is_file():
+        raise ConfigError(f"Config file '{path}' does not exist.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"Config file '{path}' is not valid YAML: {error}.") from error
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Config file '{path}' must be a mapping of keys to values.")
+    return raw
+
+
+def build_config(raw: dict[str, Any], source: str, base_dir: Path | None = None) -> RunConfig:
+    """Validate a raw mapping; relative data paths resolve against base_dir (the project root)."""
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, source)) from error
+    if base_dir is None:
+        return config
+    return config.model_copy(
+        update={"data": base_dir / config.data, "runs_dir": base_dir / config.runs_dir}
+    )
+
+
+def load_config(
+    path: Path | None,
+    overrides: list[str] | None = None,
+    data: Path | None = None,
+    target: str | None = None,
+) -> RunConfig:
+    """Config from a YAML file and/or --data/--target, with --set overrides applied last."""
+    raw: dict[str, Any] = read_config_file(path) if path else {}
+    if data is not None:
+        raw["data"] = str(data.resolve())
+    if target is not None:
+        raw["target"] = target
+    raw = apply_overrides(raw, overrides or [])
+    source = str(path) if path else "command line"
+    return build_config(raw, source, base_dir=project_root_of(path) if path else Path.cwd())
+
+
+def project_root_of(config_path: Path) -> Path:
+    """Data paths in a config are relative to the project root: the parent of configs/."""
+    folder = config_path.resolve().parent
+    return folder.parent if folder.name == "configs" else folder

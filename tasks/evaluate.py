@@ -1,0 +1,45 @@
+"""Score the selected pipeline once on the untouched test rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from imblearn.pipeline import Pipeline
+
+from tasks.metrics import classification_metrics
+
+PROBABILITY_PREFIX = "proba_"
+
+
+def predict_test(model: Pipeline, X_test: pd.DataFrame, y_test: pd.Series) -> pd.DataFrame:
+    """Test rows: row index, y_true, y_pred and one probability column per class."""
+    classes = [str(label) for label in model.classes_]
+    probabilities = model.predict_proba(X_test)
+    frame = pd.DataFrame(
+        probabilities, columns=[f"{PROBABILITY_PREFIX}{c}" for c in classes], index=X_test.index
+    )
+    predicted = pd.Series(model.predict(X_test), index=X_test.index).astype(str)
+    frame.insert(0, "y_pred", predicted)
+    frame.insert(0, "y_true", y_test.astype(str))
+    frame.insert(0, "row", X_test.index)
+    return frame.reset_index(drop=True)
+
+
+def probability_columns(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The per-class probability columns, renamed to the class labels."""
+    columns = [c for c in predictions.columns if c.startswith(PROBABILITY_PREFIX)]
+    return predictions[columns].rename(columns=lambda c: c.removeprefix(PROBABILITY_PREFIX))
+
+
+def metrics_from_predictions(
+    predictions: pd.DataFrame, classes: list[str], positive_label: str | None
+) -> dict[str, Any]:
+    """Test metrics from what predictions.csv holds alone (so anyone can re-derive them)."""
+    return classification_metrics(
+        predictions["y_true"].astype(str),
+        predictions["y_pred"].astype(str),
+        probability_columns(predictions),
+        classes,
+        positive_label,
+    )

@@ -1,0 +1,152 @@
+"""The course's metrics, by its definitions, from confusion-matrix counts.
+
+A ratio whose denominator is zero is None, with a note saying which one and why; never a silent 0.
+The training flow and `tabpipe metrics` both use these functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    average_precision_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    roc_auc_score,
+)
+
+Ratio = float | None
+
+
+def safe_ratio(numerator: float, denominator: float, name: str, notes: list[str]) -> Ratio:
+    """numerator / denominator, or None with a note when the denominator is zero."""
+    if denominator == 0:
+        notes.append(f"{name} is undefined: its denominator is 0.")
+        return None
+    return float(numerator) / float(denominator)
+
+
+def f1_from(precision: Ratio, recall: Ratio, name: str, notes: list[str]) -> Ratio:
+    """2·P·R/(P+R); undefined when either is undefined or both are 0."""
+    if precision is None or recall is None:
+        notes.append(f"{name} is undefined: precision or recall is undefined.")
+        return None
+    return safe_ratio(2 * precision * recall, precision + recall, name, notes)
+
+
+def binary_metrics(tn: int, fp: int, fn: int, tp: int) -> dict[str, Any]:
+    """Accuracy, precision, recall, specificity, NPV and F1 from the four counts."""
+    notes: list[str] = []
+    precision = safe_ratio(tp, tp + fp, "precision", notes)
+    recall = safe_ratio(tp, tp + fn, "recall", notes)
+    return {
+        "accuracy": safe_ratio(tp + tn, tp + fp + tn + fn, "accuracy", notes),
+        "precision": precision,
+        "recall": recall,
+        "specificity": safe_ratio(tn, tn + fp, "specificity", notes),
+        "npv": safe_ratio(tn, tn + fn, "npv", notes),
+        "f1": f1_from(precision, recall, "f1", notes),
+        "counts": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+        "notes": notes,
+    }
+
+
+def one_vs_rest_counts(matrix: np.ndarray) -> list[dict[str, int]]:
+    """tp, fp, fn, tn of each class of a square confusion matrix (rows true, columns predicted)."""
+    total = int(matrix.sum())
+    counts = []
+    for k in range(matrix.shape[0]):
+        tp = int(matrix[k, k])
+        fp = int(matrix[:, k].sum()) - tp
+        fn = int(matrix[k, :].sum()) - tp
+        counts.append({"tp": tp, "fp": fp, "fn": fn, "tn": total - tp - fp - fn})
+    return counts
+
+
+def mean_or_none(values: list[Ratio], name: str, notes: list[str]) -> Ratio:
+    """Macro average: the mean over classes, undefined if any class's value is undefined."""
+    if any(value is None for value in values):
+        notes.append(f"{name} is undefined: a class's value is undefined.")
+        return None
+    return float(np.mean([v for v in values if v is not None]))
+
+
+def multiclass_metrics(matrix: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """Per-class one-vs-rest metrics, then micro (pooled counts) and macro (mean) averages."""
+    counts = one_vs_rest_counts(np.asarray(matrix))
+    per_class = {
+        label: binary_metrics(c["tn"], c["fp"], c["fn"], c["tp"])
+        for label, c in zip(labels, counts, strict=True)
+    }
+    notes: list[str] = []
+    pooled = {key: sum(c[key] for c in counts) for key in ("tp", "fp", "fn")}
+    micro_precision = safe_ratio(
+        pooled["tp"], pooled["tp"] + pooled["fp"], "micro precision", notes
+    )
+    micro_recall = safe_ratio(pooled["tp"], pooled["tp"] + pooled["fn"], "micro recall", notes)
+    micro = {
+        "precision": micro_precision,
+        "recall": micro_recall,
+        "f1": f1_from(micro_precision, micro_recall, "micro f1", notes),
+    }
+    macro = {
+        name: mean_or_none([per_class[label][name] for label in labels], f"macro {name}", notes)
+        for name in ("precision", "recall", "specificity", "npv", "f1")
+    }
+    total = int(np.asarray(matrix).sum())
+    return {
+        "accuracy": safe_ratio(int(np.trace(matrix)), total, "accuracy", notes),
+        "per_class": per_class,
+        "support": {label: int(np.asarray(matrix)[k].sum()) for k, label in enumerate(labels)},
+        "micro": micro,
+        "macro": macro,
+        "notes": notes,
+    }
+
+
+def score_or_note(compute: Any, name: str, notes: list[str]) -> Ratio:
+    """A curve-based score, or None with the reason (e.g. one class only in y_true)."""
+    try:
+        return float(compute())
+    except ValueError as error:
+        notes.append(f"{name} is undefined: {error}")
+        return None
+
+
+def classification_metrics(
+    y_true: pd.Series,
+    y_pred: pd.Series,
+    probabilities: pd.DataFrame,
+    classes: list[str],
+    positive_label: str | None,
+) -> dict[str, Any]:
+    """Every metric of the run's test report, from labels and per-class probabilities."""
+    matrix = confusion_matrix(y_true, y_pred, labels=classes)
+    report = multiclass_metrics(matrix, classes)
+    report["confusion_matrix"] = {"labels": classes, "matrix": matrix.tolist()}
+    report["balanced_accuracy"] = float(balanced_accuracy_score(y_true, y_pred))
+    notes = report["notes"]
+    if positive_label is not None:
+        positive_is = y_true == positive_label
+        positive_probability = probabilities[positive_label]
+        report["positive_label"] = positive_label
+        report["binary"] = report["per_class"][positive_label]
+        report["roc_auc"] = score_or_note(
+            lambda: roc_auc_score(positive_is, positive_probability), "roc_auc", notes
+        )
+        report["average_precision"] = score_or_note(
+            lambda: average_precision_score(positive_is, positive_probability),
+            "average_precision",
+            notes,
+        )
+    else:
+        report["roc_auc_ovr_macro"] = score_or_note(
+            lambda: roc_auc_score(
+                y_true, probabilities[classes].to_numpy(), multi_class="ovr", labels=classes
+            ),
+            "roc_auc_ovr_macro",
+            notes,
+        )
+    return report

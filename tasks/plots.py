@@ -1,0 +1,159 @@
+"""The run's plots, drawn on plain matplotlib Figures (no pyplot state, no GUI backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+
+# Small images: they are inlined in the report and in Prefect markdown artifacts (< 1 MB each).
+FIGURE_SIZE = (5.5, 4.2)
+DPI = 90
+
+
+def save_figure(
+    path: Path, draw: Callable[[Axes], None], size: tuple[float, float] = FIGURE_SIZE
+) -> Path:
+    """Draw on a fresh Figure and write it as PNG."""
+    figure = Figure(figsize=size, layout="constrained")
+    draw(figure.add_subplot())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI)
+    return path
+
+
+def draw_confusion_matrix(
+    ax: Axes, y_true: pd.Series, y_pred: pd.Series, classes: list[str]
+) -> None:
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=classes, ax=ax, colorbar=False, cmap="Blues"
+    )
+    ax.set_title("Confusion matrix (test set)")
+
+
+def one_vs_rest(classes: list[str], positive_label: str | None) -> list[str]:
+    """The classes that get their own curve: the positive one, or each class of a multiclass."""
+    return [positive_label] if positive_label is not None else classes
+
+
+def draw_roc(
+    ax: Axes,
+    y_true: pd.Series,
+    probabilities: pd.DataFrame,
+    classes: list[str],
+    positive_label: str | None,
+) -> None:
+    for label in one_vs_rest(classes, positive_label):
+        RocCurveDisplay.from_predictions(
+            y_true == label,
+            probabilities[label],
+            pos_label=True,
+            ax=ax,
+            name=str(label),
+            plot_chance_level=label == one_vs_rest(classes, positive_label)[-1],
+        )
+    ax.set_title("ROC curve (test set)")
+
+
+def draw_precision_recall(
+    ax: Axes,
+    y_true: pd.Series,
+    probabilities: pd.DataFrame,
+    classes: list[str],
+    positive_label: str | None,
+) -> None:
+    for label in one_vs_rest(classes, positive_label):
+        PrecisionRecallDisplay.from_predictions(
+            y_true == label,
+            probabilities[label],
+            pos_label=True,
+            ax=ax,
+            name=str(label),
+            plot_chance_level=True,
+        )
+    ax.set_title("Precision-recall curve (test set)")
+
+
+def draw_cv_scores(ax: Axes, cv_results: pd.DataFrame, metric: str) -> None:
+    """Every candidate's CV mean ± std, grouped by family."""
+    families = list(dict.fromkeys(cv_results["family"]))
+    for position, family in enumerate(families):
+        rows = cv_results[cv_results["family"] == family]
+        jitter = np.linspace(-0.25, 0.25, len(rows)) if len(rows) > 1 else np.zeros(1)
+        ax.errorbar(
+            position + jitter,
+            rows["mean_score"],
+            yerr=rows["std_score"],
+            fmt="o",
+            markersize=4,
+            capsize=2,
+        )
+    ax.set_xticks(range(len(families)), families, rotation=30, ha="right")
+    ax.set_ylabel(f"CV {metric}")
+    ax.set_title("Cross-validated score per candidate")
+
+
+def draw_class_balance(ax: Axes, class_counts: dict[str, int]) -> None:
+    labels = list(class_counts)
+    counts = [class_counts[label] for label in labels]
+    bars = ax.bar(labels, counts, color="#4c72b0")
+    total = sum(counts)
+    ax.bar_label(bars, labels=[f"{c} ({c / total:.1%})" for c in counts])
+    ax.set_ylabel("rows")
+    ax.set_title("Class balance")
+
+
+def draw_missing_values(ax: Axes, missing_per_column: dict[str, int], n_rows: int) -> None:
+    """Share of empty cells per feature column (the columns with gaps first)."""
+    ordered = sorted(missing_per_column.items(), key=lambda item: -item[1])[:30]
+    names = [name for name, _ in ordered]
+    shares = [count / max(n_rows, 1) for _, count in ordered]
+    ax.barh(names[::-1], shares[::-1], color="#dd8452")
+    ax.set_xlabel("share of rows missing")
+    ax.set_xlim(0, max([*shares, 0.05]) * 1.15)
+    ax.set_title("Missing values per column")
+
+
+def write_classification_plots(
+    plots_dir: Path,
+    predictions: pd.DataFrame,
+    probabilities: pd.DataFrame,
+    classes: list[str],
+    positive_label: str | None,
+    cv_results: pd.DataFrame,
+    metric: str,
+    profile: Any,
+) -> dict[str, Path]:
+    """All plots of the run-directory contract; returns name -> path."""
+    y_true, y_pred = predictions["y_true"], predictions["y_pred"]
+    return {
+        "confusion_matrix": save_figure(
+            plots_dir / "confusion_matrix.png",
+            lambda ax: draw_confusion_matrix(ax, y_true, y_pred, classes),
+        ),
+        "roc": save_figure(
+            plots_dir / "roc.png",
+            lambda ax: draw_roc(ax, y_true, probabilities, classes, positive_label),
+        ),
+        "precision_recall": save_figure(
+            plots_dir / "precision_recall.png",
+            lambda ax: draw_precision_recall(ax, y_true, probabilities, classes, positive_label),
+        ),
+        "cv_scores": save_figure(
+            plots_dir / "cv_scores.png", lambda ax: draw_cv_scores(ax, cv_results, metric)
+        ),
+        "class_balance": save_figure(
+            plots_dir / "class_balance.png",
+            lambda ax: draw_class_balance(ax, profile.class_counts),
+        ),
+        "missing_values": save_figure(
+            plots_dir / "missing_values.png",
+            lambda ax: draw_missing_values(ax, profile.missing_per_column, profile.n_rows),
+        ),
+    }

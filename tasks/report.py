@@ -1,0 +1,177 @@
+"""Summaries of a finished run: leaderboard, markdown summary, a self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+METRIC_ROWS = ("accuracy", "precision", "recall", "specificity", "npv", "f1")
+
+
+def leaderboard_rows(families: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per family, best CV score first; failed families last with their error."""
+
+    def sort_key(row: dict[str, Any]) -> tuple[int, float]:
+        score = row.get("best_score")
+        return (0, -score) if score is not None else (1, 0.0)
+
+    rows = []
+    for family in sorted(families, key=sort_key):
+        score, std = family.get("best_score"), family.get("best_std")
+        rows.append(
+            {
+                "family": family["family"],
+                "status": family["status"],
+                "cv_score": "n/a" if score is None else f"{score:.4f} ± {std or 0:.4f}",
+                "best_params": ", ".join(f"{k}={v}" for k, v in family["best_params"].items())
+                or (family.get("error") or ""),
+                "fit_seconds": round(family["fit_seconds"], 2),
+            }
+        )
+    return rows
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def headline_metrics(test_metrics: dict[str, Any]) -> dict[str, Any]:
+    """The numbers a person looks at first: binary metrics of the positive class, or macro ones."""
+    if "binary" in test_metrics:
+        headline = {name: test_metrics["binary"][name] for name in METRIC_ROWS}
+        headline["roc_auc"] = test_metrics.get("roc_auc")
+        headline["average_precision"] = test_metrics.get("average_precision")
+    else:
+        headline = {"accuracy": test_metrics["accuracy"]}
+        headline.update({f"macro_{k}": v for k, v in test_metrics["macro"].items()})
+        headline.update({f"micro_{k}": v for k, v in test_metrics["micro"].items()})
+    headline["balanced_accuracy"] = test_metrics.get("balanced_accuracy")
+    return headline
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(format_value(r[h]) for h in header) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def png_data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def run_summary_markdown(
+    metrics: dict[str, Any], run_path: Path, plots: dict[str, Path], inline_plots: tuple[str, ...]
+) -> str:
+    """The `run-summary` artifact: dataset, selection metric and why, test metrics, plots, files."""
+    headline = headline_metrics(metrics["test_metrics"])
+    lines = [
+        f"# {metrics['dataset']}: best model `{metrics['best_model']['family']}`",
+        "",
+        f"- task: {metrics['task']}, target `{metrics['target']}`, classes "
+        + ", ".join(f"`{c}`" for c in metrics["classes"]),
+        f"- selection metric: **{metrics['selection_metric']}**: {metrics['selection_reason']}",
+        f"- CV {metrics['selection_metric']}: {format_value(metrics['best_model']['cv_score'])}",
+        f"- run directory: `{run_path}`",
+        "",
+        "## Test metrics",
+        "",
+        markdown_table([{"metric": k, "value": v} for k, v in headline.items()]),
+        "",
+    ]
+    for name in inline_plots:
+        if name in plots:
+            lines += [f"![{name}]({png_data_uri(plots[name])})", ""]
+    return "\n".join(lines)
+
+
+def html_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p>none</p>"
+    header = "".join(f"<th>{html.escape(str(h))}</th>" for h in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(format_value(v))}</td>" for v in row.values()) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+
+REPORT_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;
+text-align:left}th{background:#f3f3f3}img{max-width:48%;margin:1%;border:1px solid #eee}
+.failed{color:#b00}
+"""
+
+
+def report_html(
+    metrics: dict[str, Any],
+    manifest: dict[str, Any],
+    profile: dict[str, Any],
+    plots: dict[str, Path],
+    leaderboard: list[dict[str, Any]],
+) -> str:
+    """One self-contained page (plots inlined) a person opens to see the run."""
+    best = metrics["best_model"]
+    headline = headline_metrics(metrics["test_metrics"])
+    profile_rows = [
+        {"column": column, "missing": count, "share": count / max(profile["n_rows"], 1)}
+        for column, count in profile["missing_per_column"].items()
+    ]
+    dropped = [{"column": c, "reason": r} for c, r in profile.get("dropped_columns", {}).items()]
+    images = "".join(
+        f'<img alt="{html.escape(name)}" src="{png_data_uri(path)}">'
+        for name, path in plots.items()
+    )
+    title = f"tabpipe run {html.escape(manifest['run_id'])}"
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title><style>{REPORT_STYLE}</style></head>
+<body>
+<h1>{title}</h1>
+<p>Dataset <b>{html.escape(metrics["dataset"])}</b> ({profile["n_rows"]} labelled rows,
+target <code>{html.escape(metrics["target"])}</code>, task {metrics["task"]}).
+Validation: <b>{html.escape(manifest.get("validation", {}).get("status", "passed"))}</b>.</p>
+<h2>Best model: <span id="best-model">{html.escape(best["family"])}</span></h2>
+<p>Selection metric <b>{metrics["selection_metric"]}</b>: {html.escape(metrics["selection_reason"])}
+CV score {format_value(best["cv_score"])}.</p>
+<h2>Test metrics</h2>
+{html_table([{"metric": k, "value": v} for k, v in headline.items()])}
+<h2>Leaderboard</h2>
+{html_table(leaderboard)}
+<h2>Dataset profile</h2>
+{html_table([{"class": k, "rows": v} for k, v in profile["class_counts"].items()])}
+{html_table(profile_rows)}
+<h3>Columns left out</h3>
+{html_table(dropped)}
+<h2>Plots</h2>
+<div id="plots">{images}</div>
+</body></html>
+"""
+
+
+def cv_results_frame(families: list[dict[str, Any]]) -> pd.DataFrame:
+    """cv_results.csv: one row per candidate and parameter set."""
+    rows = [
+        {
+            "family": row["family"],
+            "params": ", ".join(f"{k}={v}" for k, v in row["params"].items()),
+            "mean_score": row["mean_score"],
+            "std_score": row["std_score"],
+            "mean_fit_seconds": row["mean_fit_seconds"],
+        }
+        for family in families
+        for row in family["candidates"]
+    ]
+    return pd.DataFrame(
+        rows, columns=["family", "params", "mean_score", "std_score", "mean_fit_seconds"]
+    )
