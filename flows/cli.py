@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.replay import add_replay_parser
+
 USER_ERROR_EXIT = 2
 LEADERBOARD_COLUMNS = ("family", "status", "cv_score", "best_params", "fit_seconds")
 # Quiet, offline Prefect defaults (see ../shared/STACK.md); the user's environment wins.
@@ -92,7 +94,7 @@ def training_progress() -> Iterator[None]:
 
 def print_run_result(run_dir: Path) -> None:
     """Leaderboard, the best model's test metrics, and where the run is."""
-    from tasks.report import format_value, headline_metrics
+    from tasks.report import format_value, leakage_line, metric_rows, threshold_text
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     leaderboard = json.loads((run_dir / "leaderboard.json").read_text())
@@ -105,12 +107,15 @@ def print_run_result(run_dir: Path) -> None:
         table.add_row(*(format_value(row[c]) for c in LEADERBOARD_COLUMNS))
     console.print(table)
     console.print(f"Selection metric: {metrics['selection_metric']}: {metrics['selection_reason']}")
+    rows = metric_rows(metrics["test_metrics"])
     scores = Table(title=f"Best model {metrics['best_model']['family']}: test metrics")
-    scores.add_column("metric")
-    scores.add_column("value")
-    for name, value in headline_metrics(metrics["test_metrics"]).items():
-        scores.add_row(name, format_value(value))
+    for column in rows[0]:
+        scores.add_column(column)
+    for row in rows:
+        scores.add_row(*(format_value(v) for v in row.values()))
     console.print(scores)
+    console.print(f"Decision threshold: {threshold_text(metrics['test_metrics'])}")
+    console.print(f"Leakage audit: {leakage_line(metrics)}")
     console.print(f"Run directory: {run_dir}")
 
 
@@ -163,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="Show tracebacks and Prefect logs.")
     commands = parser.add_subparsers(dest="command", required=True)
     add_train_parser(commands)
+    add_replay_parser(commands)
     return parser
 
 

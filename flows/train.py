@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import yaml
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
@@ -21,6 +22,7 @@ from tasks.artifacts import (
     publish_run_summary,
 )
 from tasks.config import RunConfig, load_config
+from tasks.data import LoadedTable
 from tasks.outputs import build_metrics, timed_summaries, write_report, write_run_files
 from tasks.pipeline import DEFAULT_FAMILIES
 from tasks.report import leaderboard_rows, run_summary_markdown
@@ -34,10 +36,13 @@ from tasks.rundir import (
     utc_now,
     write_json,
 )
-from tasks.search import FamilyResult, choose_selection_metric, select_best
+from tasks.search import FamilyResult, build_scorer, choose_selection_metric, select_best
 from tasks.split import DataSplit, make_folds
 from tasks.steps import (
-    evaluate_best,
+    audit_run,
+    evaluate_model,
+    explain_model,
+    finalise_model,
     load_data,
     profile_data,
     search_model_family,
@@ -96,7 +101,20 @@ def begin_manifest(config: RunConfig, run: RunDir) -> dict[str, Any]:
         "started_at": utc_now(),
     }
     write_json(run.path("manifest.json"), manifest)
+    # The resolved config, so `tabpipe replay RUN_DIR` (or a person) can re-run exactly this.
+    run.path("config.yaml").write_text(yaml.safe_dump(manifest["config"], sort_keys=False))
     return manifest
+
+
+def data_facts(table: LoadedTable) -> dict[str, Any]:
+    """What the manifest records of the data file, to tell later whether it changed."""
+    return {
+        "path": str(table.path),
+        "sha256": table.sha256,
+        "rows": table.frame.shape[0],
+        "columns": table.frame.shape[1],
+        "notes": table.notes,
+    }
 
 
 def search_all_families(
@@ -131,26 +149,26 @@ def train(params: TrainParameters | None = None) -> str:
     clock = StageClock()
     with failed_run_on_error(run, manifest):
         table = load_data(config.data)
-        manifest["data"] = {
-            "path": str(table.path),
-            "sha256": table.sha256,
-            "rows": table.frame.shape[0],
-            "columns": table.frame.shape[1],
-            "notes": table.notes,
-        }
+        manifest["data"] = data_facts(table)
         clock.lap("load")
         frame = validate_data(table, config, run)
         clock.lap("validate")
         profile = profile_data(frame, config)
         split = split_data(frame, profile, config)
         selection = choose_selection_metric(profile, config.selection_metric)
+        scorer = build_scorer(selection.metric, profile.positive_label)
         folds, cv_note = make_folds(split.y_train, config.split.cv_folds, config.seed)
         clock.lap("profile_and_split")
         families = list(config.models or DEFAULT_FAMILIES)
         results = search_all_families(families, split, profile, config, selection.metric, folds)
         best = select_best(results)
         clock.lap("search")
-        predictions, test_metrics = evaluate_best(best, split, profile)
+        model, threshold = finalise_model(best, split, profile, config, folds)
+        predictions, test_metrics = evaluate_model(model, split, profile, threshold, config.seed)
+        audit = audit_run(model, split, folds, scorer, tuned=threshold is not None)
+        explanations, explanation_plots = explain_model(
+            model, split, predictions, profile, scorer, config.seed, run.path("plots")
+        )
         clock.lap("evaluate")
         metrics = build_metrics(
             config.dataset_name,
@@ -162,15 +180,20 @@ def train(params: TrainParameters | None = None) -> str:
             split,
             folds.get_n_splits(),
             cv_note,
+            explanations,
+            audit["no_leakage_found"],
         )
-        plots = write_run_files(run, metrics, results, best, predictions, profile, split)
+        plots = write_run_files(
+            run, metrics, results, model, best, predictions, profile, split, audit
+        )
+        plots.update(explanation_plots)
+        leaderboard = leaderboard_rows(timed_summaries(results))
         manifest.update(
             status="completed",
             ended_at=utc_now(),
             stage_seconds=clock.seconds,
             family_seconds={r.family: round(r.fit_seconds, 3) for r in results},
         )
-        leaderboard = leaderboard_rows(timed_summaries(results))
         write_report(run, metrics, manifest, profile, plots, leaderboard)
         write_json(run.path("leaderboard.json"), leaderboard)
         publish_leaderboard(leaderboard, config.dataset_name)

@@ -40,6 +40,15 @@ class SearchConfig(StrictModel):
     n_iter: int = Field(20, ge=1, description="Candidates per family for strategy=random.")
 
 
+class ThresholdConfig(StrictModel):
+    """Binary only: tune the decision threshold on out-of-fold training predictions."""
+
+    objective: Literal["f1", "min_recall", "cost"] = "f1"
+    min_recall: float = Field(0.8, gt=0.0, le=1.0)
+    cost_fp: float = Field(1.0, ge=0.0)
+    cost_fn: float = Field(1.0, ge=0.0)
+
+
 class ScheduleConfig(StrictModel):
     cron: str | None = None
     interval_seconds: int | None = Field(None, ge=1)
@@ -67,6 +76,7 @@ class RunConfig(StrictModel):
     selection_metric: SelectionMetric | None = None
     split: SplitConfig = SplitConfig()
     search: SearchConfig = SearchConfig()
+    threshold: ThresholdConfig | None = None
     seed: int = 42
     n_jobs: int | None = Field(None, ge=1, description="Cores to use; all of them by default.")
     runs_dir: Path = Path("runs")

@@ -8,6 +8,8 @@ import pandas as pd
 from imblearn.pipeline import Pipeline
 
 from tasks.metrics import classification_metrics
+from tasks.report import headline_metrics
+from tasks.uncertainty import bootstrap_intervals
 
 PROBABILITY_PREFIX = "proba_"
 
@@ -43,3 +45,46 @@ def metrics_from_predictions(
         classes,
         positive_label,
     )
+
+
+def pipeline_of(model: Any) -> Pipeline:
+    """The fitted imblearn pipeline inside a threshold-tuned wrapper (or the pipeline itself)."""
+    return getattr(model, "estimator_", model)
+
+
+def predictions_at(
+    predictions: pd.DataFrame, positive_label: str, threshold: float
+) -> pd.DataFrame:
+    """The same predictions with y_pred re-decided at another threshold of the positive class."""
+    probabilities = probability_columns(predictions)
+    negative = next(c for c in probabilities.columns if c != positive_label)
+    decided = probabilities[positive_label] >= threshold
+    return predictions.assign(y_pred=decided.map({True: positive_label, False: negative}))
+
+
+def report_test_metrics(
+    predictions: pd.DataFrame,
+    classes: list[str],
+    positive_label: str | None,
+    threshold: float | None,
+    seed: int,
+) -> dict[str, Any]:
+    """Test metrics at the model's decision rule, 95% bootstrap intervals, and, when a threshold
+    was tuned, the same metrics at 0.5 for comparison."""
+    report = metrics_from_predictions(predictions, classes, positive_label)
+    report["decision_threshold"] = threshold
+    report["intervals"] = bootstrap_intervals(
+        predictions["y_true"].astype(str),
+        predictions["y_pred"].astype(str),
+        probability_columns(predictions),
+        classes,
+        positive_label,
+        seed,
+        headline_metrics(report),
+    )
+    if threshold is not None and positive_label is not None:
+        at_default = predictions_at(predictions, positive_label, 0.5)
+        report["at_threshold_0.5"] = headline_metrics(
+            metrics_from_predictions(at_default, classes, positive_label)
+        )
+    return report

@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.evaluate import probability_columns
+from tasks.audit import forget_training_rows
+from tasks.evaluate import pipeline_of, probability_columns
 from tasks.model_io import input_columns, model_card, save_model
 from tasks.plots import write_classification_plots
 from tasks.profile import DataProfile
@@ -48,6 +49,8 @@ def build_metrics(
     split: DataSplit,
     cv_folds: int,
     cv_note: str | None,
+    explanations: dict[str, Any],
+    no_leakage_found: bool,
 ) -> dict[str, Any]:
     """metrics.json: what was compared, what won and why, and how it scored on the test set."""
     return {
@@ -70,6 +73,10 @@ def build_metrics(
             "cv_std": best.best_std,
         },
         "test_metrics": test_metrics,
+        "calibration_and_importance": explanations,
+        "leakage_audit": {"no_leakage_found": no_leakage_found, "details": "leakage_audit.json"},
+        "dropped_target_rows": profile.dropped_target_rows,
+        "dropped_columns": profile.dropped_columns,
     }
 
 
@@ -83,13 +90,17 @@ def write_run_files(
     run: RunDir,
     metrics: dict[str, Any],
     results: list[FamilyResult],
-    best: FamilyResult,
+    model: Any,
+    family: FamilyResult,
     predictions: pd.DataFrame,
     profile: DataProfile,
     split: DataSplit,
+    audit: dict[str, Any],
 ) -> dict[str, Path]:
-    """metrics.json, cv_results.csv, predictions.csv, plots/, models/; returns the plot paths."""
+    """metrics.json, leakage_audit.json, cv_results.csv, predictions.csv, plots/, models/;
+    returns the plot paths."""
     write_json(run.path("metrics.json"), metrics)
+    write_json(run.path("leakage_audit.json"), audit)
     families = [{**family_summary(r), "candidates": r.candidates} for r in results]
     cv_results = cv_results_frame(families)
     cv_results.to_csv(run.path("cv_results.csv"), index=False)
@@ -105,17 +116,17 @@ def write_run_files(
         metrics["selection_metric"],
         profile,
     )
-    assert best.estimator is not None
-    model_path = save_model(best.estimator, run.path("models", "best.joblib"))
+    forget_training_rows(pipeline_of(model))
+    model_path = save_model(model, run.path("models", "best.joblib"))
     card = model_card(
         model_path,
         run.run_id,
-        best.family,
-        best.best_params,
+        family.family,
+        family.best_params,
         input_columns(split.X_train),
         profile.classes,
         profile.positive_label,
-        None,
+        metrics["test_metrics"]["decision_threshold"],
         metrics["test_metrics"],
         package_versions(),
     )

@@ -24,6 +24,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
+from tasks.audit import INPUT_AUDIT, RESAMPLED_AUDIT, FitAudit
 from tasks.config import ImputeConfig
 
 
@@ -135,11 +136,14 @@ def build_pipeline(
     impute: ImputeConfig,
     seed: int,
 ) -> Pipeline:
-    """impute -> rebalance -> encode -> model, with the sampler switched by the grid."""
+    """impute -> rebalance -> encode -> model, with the sampler switched by the grid; two
+    passthrough audit steps record what the fits saw (see tasks/audit.py)."""
     return Pipeline(
         [
+            (INPUT_AUDIT, FitAudit()),
             ("impute", build_imputer(numeric, categorical, impute)),
             ("rebalance", "passthrough"),
+            (RESAMPLED_AUDIT, FitAudit()),
             ("encode", build_encoder(numeric, categorical)),
             ("model", family.build(seed)),
         ]

@@ -57,6 +57,33 @@ def headline_metrics(test_metrics: dict[str, Any]) -> dict[str, Any]:
     return headline
 
 
+def metric_rows(test_metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Headline test metrics with their 95% bootstrap interval and, when a threshold was tuned,
+    the value at 0.5 beside it."""
+    intervals = test_metrics.get("intervals", {}).get("metrics", {})
+    at_default = test_metrics.get("at_threshold_0.5")
+    rows = []
+    for name, value in headline_metrics(test_metrics).items():
+        interval = intervals.get(name, {})
+        low, high = interval.get("low"), interval.get("high")
+        row = {
+            "metric": name,
+            "value": value,
+            "95% interval": "n/a" if low is None else f"{low:.4f} to {high:.4f}",
+        }
+        if at_default is not None:
+            row["at threshold 0.5"] = at_default.get(name)
+        rows.append(row)
+    return rows
+
+
+def leakage_line(metrics: dict[str, Any]) -> str:
+    """'no leakage found' only when the computed audit passed."""
+    if metrics.get("leakage_audit", {}).get("no_leakage_found"):
+        return "no leakage found: no validation or test row reached any fit (leakage_audit.json)"
+    return "LEAKAGE AUDIT FAILED or incomplete: see leakage_audit.json"
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
@@ -70,11 +97,17 @@ def png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def threshold_text(test_metrics: dict[str, Any]) -> str:
+    threshold = test_metrics.get("decision_threshold")
+    if threshold is None:
+        return "default (most probable class)"
+    return f"{threshold:.4f}, tuned on out-of-fold training predictions"
+
+
 def run_summary_markdown(
     metrics: dict[str, Any], run_path: Path, plots: dict[str, Path], inline_plots: tuple[str, ...]
 ) -> str:
     """The `run-summary` artifact: dataset, selection metric and why, test metrics, plots, files."""
-    headline = headline_metrics(metrics["test_metrics"])
     lines = [
         f"# {metrics['dataset']}: best model `{metrics['best_model']['family']}`",
         "",
@@ -82,11 +115,13 @@ def run_summary_markdown(
         + ", ".join(f"`{c}`" for c in metrics["classes"]),
         f"- selection metric: **{metrics['selection_metric']}**: {metrics['selection_reason']}",
         f"- CV {metrics['selection_metric']}: {format_value(metrics['best_model']['cv_score'])}",
+        f"- decision threshold: {threshold_text(metrics['test_metrics'])}",
+        f"- leakage audit: {leakage_line(metrics)}",
         f"- run directory: `{run_path}`",
         "",
         "## Test metrics",
         "",
-        markdown_table([{"metric": k, "value": v} for k, v in headline.items()]),
+        markdown_table(metric_rows(metrics["test_metrics"])),
         "",
     ]
     for name in inline_plots:
@@ -123,7 +158,6 @@ def report_html(
 ) -> str:
     """One self-contained page (plots inlined) a person opens to see the run."""
     best = metrics["best_model"]
-    headline = headline_metrics(metrics["test_metrics"])
     profile_rows = [
         {"column": column, "missing": count, "share": count / max(profile["n_rows"], 1)}
         for column, count in profile["missing_per_column"].items()
@@ -145,7 +179,9 @@ Validation: <b>{html.escape(manifest.get("validation", {}).get("status", "passed
 <p>Selection metric <b>{metrics["selection_metric"]}</b>: {html.escape(metrics["selection_reason"])}
 CV score {format_value(best["cv_score"])}.</p>
 <h2>Test metrics</h2>
-{html_table([{"metric": k, "value": v} for k, v in headline.items()])}
+<p>Decision threshold: {html.escape(threshold_text(metrics["test_metrics"]))}.
+Leakage audit: {html.escape(leakage_line(metrics))}.</p>
+{html_table(metric_rows(metrics["test_metrics"]))}
 <h2>Leaderboard</h2>
 {html_table(leaderboard)}
 <h2>Dataset profile</h2>

@@ -16,9 +16,11 @@ from prefect.cache_policies import NO_CACHE
 
 from schemas.infer import infer_schema, load_schema
 from tasks.artifacts import publish_validation_failures
+from tasks.audit import audit_leakage
 from tasks.config import RunConfig
 from tasks.data import LoadedTable, read_table
-from tasks.evaluate import metrics_from_predictions, predict_test
+from tasks.evaluate import pipeline_of, predict_test, probability_columns, report_test_metrics
+from tasks.explain import write_explanations
 from tasks.pipeline import (
     FAMILIES,
     build_param_grid,
@@ -29,6 +31,7 @@ from tasks.profile import DataProfile, profile_frame
 from tasks.rundir import RunDir
 from tasks.search import FamilyResult, build_scorer, search_family
 from tasks.split import DataSplit, split_frame
+from tasks.threshold import tune_threshold
 from tasks.validation import ValidationFailed, validate_frame, write_failure_cases
 
 
@@ -112,13 +115,75 @@ def search_model_family(
     )
 
 
-@task(name="evaluate", cache_policy=NO_CACHE, persist_result=False)
-def evaluate_best(
-    best: FamilyResult, split: DataSplit, profile: DataProfile
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Score the selected pipeline once on the test set; metrics come from the predictions."""
+@task(name="tune-threshold", cache_policy=NO_CACHE, persist_result=False)
+def finalise_model(
+    best: FamilyResult, split: DataSplit, profile: DataProfile, config: RunConfig, folds: Any
+) -> tuple[Any, float | None]:
+    """The model to evaluate and save: the refit best pipeline, wrapped with a decision threshold
+    tuned on training rows only when the config asks for one (binary)."""
     assert best.estimator is not None
-    predictions = predict_test(best.estimator, split.X_test, split.y_test)
-    return predictions, metrics_from_predictions(
-        predictions, profile.classes, profile.positive_label
+    if config.threshold is None or profile.positive_label is None:
+        return best.estimator, None
+    tuned = tune_threshold(
+        best.estimator,
+        split.X_train,
+        split.y_train,
+        folds,
+        config.threshold,
+        profile.positive_label,
+        config.seed,
     )
+    return tuned, float(tuned.best_threshold_)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE, persist_result=False)
+def evaluate_model(
+    model: Any, split: DataSplit, profile: DataProfile, threshold: float | None, seed: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Score the final model once on the test set; metrics and intervals come from the
+    predictions alone (so predictions.csv re-derives them)."""
+    predictions = predict_test(model, split.X_test, split.y_test)
+    return predictions, report_test_metrics(
+        predictions, profile.classes, profile.positive_label, threshold, seed
+    )
+
+
+@task(name="leakage-audit", cache_policy=NO_CACHE, persist_result=False)
+def audit_run(
+    model: Any, split: DataSplit, folds: Any, scoring: Any, tuned: bool
+) -> dict[str, Any]:
+    """What every fitted step saw, per fold and for the final refit; computed, not assumed."""
+    return audit_leakage(
+        pipeline_of(model),
+        split.X_train,
+        split.y_train,
+        split.X_test,
+        folds,
+        scoring,
+        X_threshold_fit=split.X_train if tuned else None,
+    )
+
+
+@task(name="explain", cache_policy=NO_CACHE, persist_result=False)
+def explain_model(
+    model: Any,
+    split: DataSplit,
+    predictions: pd.DataFrame,
+    profile: DataProfile,
+    scoring: Any,
+    seed: int,
+    plots_dir: Path,
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Calibration (Brier score and curve) and permutation importance of the raw columns."""
+    summary, _, plots = write_explanations(
+        plots_dir,
+        model,
+        split.X_test,
+        split.y_test,
+        probability_columns(predictions),
+        profile.classes,
+        profile.positive_label,
+        scoring,
+        seed,
+    )
+    return summary, plots

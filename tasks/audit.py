@@ -1,0 +1,171 @@
+"""The leakage audit: what every fitted step actually saw, per CV fold and for the final refit.
+
+Two passthrough `FitAudit` steps ride in the pipeline (before imputation and after resampling)
+and remember the rows their fit received. The audit re-fits the selected candidate on each
+training fold (cross_validate with return_estimator), reads those records, and *computes*
+whether any validation or test row reached a fit: nothing here is assumed from the design.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from imblearn.pipeline import Pipeline
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.model_selection import BaseCrossValidator, cross_validate
+
+INPUT_AUDIT = "audit_input"
+RESAMPLED_AUDIT = "audit_resampled"
+
+
+def rows_fingerprint(X: Any) -> str:
+    """sha256 of the rows' content and index (order-independent), shortened for reading."""
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
+    row_hashes = np.sort(pd.util.hash_pandas_object(frame, index=True).to_numpy())
+    return hashlib.sha256(row_hashes.tobytes()).hexdigest()[:16]
+
+
+def label_counts(y: Any) -> dict[str, int]:
+    if y is None:
+        return {}
+    values, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
+    return {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+
+class FitAudit(TransformerMixin, BaseEstimator):
+    """Passes data through unchanged; its fit remembers which rows (and classes) it received."""
+
+    def fit(self, X: Any, y: Any = None) -> FitAudit:
+        self.n_rows_ = len(X)
+        self.fingerprint_ = rows_fingerprint(X)
+        self.class_counts_ = label_counts(y)
+        self.row_index_: np.ndarray | None = (
+            np.asarray(X.index) if isinstance(X, pd.DataFrame) else None
+        )
+        return self
+
+    def transform(self, X: Any) -> Any:
+        return X
+
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        return input_features
+
+
+def forget_training_rows(model: Pipeline) -> Pipeline:
+    """Drop the row identifiers the audit steps kept, so a saved model carries no training ids."""
+    for name in (INPUT_AUDIT, RESAMPLED_AUDIT):
+        if name in model.named_steps:
+            model.named_steps[name].row_index_ = None
+    return model
+
+
+def overlap(rows: np.ndarray | None, other: pd.Index) -> int:
+    """How many of `rows` are in `other` (-1 when the rows are unknown)."""
+    if rows is None:
+        return -1
+    return int(pd.Index(rows).isin(other).sum())
+
+
+def step_record(audit: FitAudit) -> dict[str, Any]:
+    return {"rows": audit.n_rows_, "fingerprint": audit.fingerprint_}
+
+
+def fold_record(
+    model: Pipeline,
+    X_train_fold: pd.DataFrame,
+    validation_rows: pd.Index,
+    test_rows: pd.Index,
+    y_validation: pd.Series,
+) -> dict[str, Any]:
+    """What each fitted step of one fold's pipeline saw, and the overlaps that would be leakage."""
+    seen = model.named_steps[INPUT_AUDIT]
+    resampled = model.named_steps[RESAMPLED_AUDIT]
+    seen_rows = pd.Index(seen.row_index_)
+    train_rows = X_train_fold.index
+    return {
+        "fitted_steps": {
+            "imputer": step_record(seen),
+            "sampler": step_record(seen),
+            "encoder_and_scaler": step_record(resampled),
+            "model": step_record(resampled),
+        },
+        "train_fold": {"rows": len(train_rows), "fingerprint": rows_fingerprint(X_train_fold)},
+        "fit_rows_equal_train_fold": bool(seen_rows.sort_values().equals(train_rows.sort_values())),
+        "class_counts_before_resampling": seen.class_counts_,
+        "class_counts_after_resampling": resampled.class_counts_,
+        "validation_class_counts": label_counts(y_validation),
+        "validation_rows_in_fit": overlap(seen.row_index_, validation_rows),
+        "test_rows_in_fit": overlap(seen.row_index_, test_rows),
+    }
+
+
+def audit_leakage(
+    final_model: Pipeline,
+    X_train: pd.DataFrame,
+    y_train: pd.Series,
+    X_test: pd.DataFrame,
+    folds: BaseCrossValidator,
+    scoring: Any,
+    X_threshold_fit: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Re-fit the selected candidate per fold and report what every fitted step saw."""
+    refits = cross_validate(
+        clone(final_model),
+        X_train,
+        y_train,
+        cv=folds,
+        scoring=scoring,
+        return_estimator=True,
+        return_indices=True,
+    )
+    test_rows = X_test.index
+    folds_report = [
+        fold_record(
+            model,
+            X_train.iloc[train],
+            X_train.index[validation],
+            test_rows,
+            y_train.iloc[validation],
+        )
+        for model, train, validation in zip(
+            refits["estimator"],
+            refits["indices"]["train"],
+            refits["indices"]["test"],
+            strict=True,
+        )
+    ]
+    final_seen = final_model.named_steps[INPUT_AUDIT]
+    final = {
+        "fitted_steps": {
+            "imputer": step_record(final_seen),
+            "sampler": step_record(final_seen),
+            "encoder_and_scaler": step_record(final_model.named_steps[RESAMPLED_AUDIT]),
+            "model": step_record(final_model.named_steps[RESAMPLED_AUDIT]),
+        },
+        "class_counts_before_resampling": final_seen.class_counts_,
+        "class_counts_after_resampling": final_model.named_steps[RESAMPLED_AUDIT].class_counts_,
+        "test_rows_in_fit": overlap(final_seen.row_index_, test_rows),
+    }
+    threshold = None
+    if X_threshold_fit is not None:
+        threshold = {
+            "rows": len(X_threshold_fit),
+            "fingerprint": rows_fingerprint(X_threshold_fit),
+            "test_rows_in_fit": int(X_threshold_fit.index.isin(test_rows).sum()),
+        }
+    leaks = [f["validation_rows_in_fit"] for f in folds_report]
+    leaks += [f["test_rows_in_fit"] for f in folds_report]
+    leaks += [final["test_rows_in_fit"], threshold["test_rows_in_fit"] if threshold else 0]
+    return {
+        "test_set": {"rows": len(test_rows), "fingerprint": rows_fingerprint(X_test)},
+        "cv_folds": folds_report,
+        "cv_scores_of_refit": [float(s) for s in refits["test_score"]],
+        "final_refit": final,
+        "threshold": threshold,
+        "checked": all(value >= 0 for value in leaks),
+        "no_leakage_found": all(value == 0 for value in leaks)
+        and all(f["fit_rows_equal_train_fold"] for f in folds_report),
+    }

@@ -1,0 +1,107 @@
+"""Calibration of the best model's probabilities and permutation importance of raw columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from sklearn.calibration import CalibrationDisplay
+from sklearn.inspection import permutation_importance
+
+from tasks.plots import save_figure
+
+# Permutation importance re-predicts the data n_repeats times per column: cap the rows it uses.
+MAX_IMPORTANCE_ROWS = 5000
+IMPORTANCE_REPEATS = 5
+
+
+def brier_score(y_true: pd.Series, probabilities: pd.DataFrame, classes: list[str]) -> float:
+    """Mean over rows of the squared distance between the probability vector and the one-hot truth
+    (for two classes this is twice sklearn's binary Brier score, so we report the binary one)."""
+    truth = np.equal.outer(y_true.to_numpy(), np.asarray(classes)).astype(float)
+    squared = ((probabilities[classes].to_numpy() - truth) ** 2).sum(axis=1)
+    score = float(squared.mean())
+    return score / 2 if len(classes) == 2 else score
+
+
+def draw_calibration(
+    ax: Axes, y_true: pd.Series, probabilities: pd.DataFrame, curve_classes: list[str]
+) -> None:
+    for label in curve_classes:
+        CalibrationDisplay.from_predictions(
+            y_true == label,
+            probabilities[label],
+            pos_label=True,
+            n_bins=10,
+            strategy="quantile",
+            ax=ax,
+            name=str(label),
+        )
+    ax.set_title("Calibration (test set)")
+
+
+def importance_table(
+    model: Any, X: pd.DataFrame, y: pd.Series, scoring: Any, seed: int
+) -> pd.DataFrame:
+    """Drop in the selection score when each raw input column is shuffled (mean ± std)."""
+    if len(X) > MAX_IMPORTANCE_ROWS:
+        X = X.sample(MAX_IMPORTANCE_ROWS, random_state=seed)
+        y = y.loc[X.index]
+    result = permutation_importance(
+        model, X, y, scoring=scoring, n_repeats=IMPORTANCE_REPEATS, random_state=seed, n_jobs=1
+    )
+    table = pd.DataFrame(
+        {
+            "column": X.columns,
+            "importance_mean": result.importances_mean,
+            "importance_std": result.importances_std,
+        }
+    )
+    return table.sort_values("importance_mean", ascending=False, kind="stable").reset_index(
+        drop=True
+    )
+
+
+def draw_importance(ax: Axes, table: pd.DataFrame) -> None:
+    shown = table.head(20).iloc[::-1]
+    ax.barh(
+        shown["column"], shown["importance_mean"], xerr=shown["importance_std"], color="#55a868"
+    )
+    ax.set_xlabel("drop in selection score when shuffled")
+    ax.set_title("Permutation importance (test set)")
+
+
+def write_explanations(
+    plots_dir: Path,
+    model: Any,
+    X_test: pd.DataFrame,
+    y_test: pd.Series,
+    probabilities: pd.DataFrame,
+    classes: list[str],
+    positive_label: str | None,
+    scoring: Any,
+    seed: int,
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Path]]:
+    """Brier score, calibration plot, importance table and plot."""
+    curve_classes = [positive_label] if positive_label is not None else classes
+    table = importance_table(model, X_test, y_test, scoring, seed)
+    plots = {
+        "calibration": save_figure(
+            plots_dir / "calibration.png",
+            lambda ax: draw_calibration(ax, y_test, probabilities, curve_classes),
+        ),
+        "permutation_importance": save_figure(
+            plots_dir / "permutation_importance.png", lambda ax: draw_importance(ax, table)
+        ),
+    }
+    summary = {
+        "brier_score": brier_score(y_test.astype(str), probabilities, classes),
+        "brier_note": "binary: mean squared error of the positive-class probability"
+        if positive_label is not None
+        else "multiclass: mean over rows of the summed squared error over classes",
+        "permutation_importance": table.to_dict(orient="records"),
+    }
+    return summary, table, plots
