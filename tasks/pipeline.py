@@ -14,6 +14,7 @@ from imblearn.over_sampling import SMOTE, SMOTENC, RandomOverSampler
 from imblearn.pipeline import Pipeline
 from imblearn.under_sampling import RandomUnderSampler
 from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
@@ -38,6 +39,11 @@ class ModelFamily:
     supports_class_weight: bool
     in_default_grid: bool = True
     notes: list[str] = field(default_factory=list)
+    # Where the estimator's parameters live in the pipeline (a wrapped estimator adds a level).
+    param_prefix: str = "model__"
+
+    def grid_key(self, parameter: str) -> str:
+        return f"{self.param_prefix}{parameter}"
 
 
 FAMILIES: dict[str, ModelFamily] = {
@@ -69,9 +75,11 @@ FAMILIES: dict[str, ModelFamily] = {
         ),
         ModelFamily(
             "svm",
-            lambda seed: SVC(probability=True, random_state=seed),
+            # SVC(probability=True) is deprecated in scikit-learn 1.9: calibrate it instead.
+            lambda seed: CalibratedClassifierCV(SVC(random_state=seed), cv=3, ensemble=False),
             {"C": [0.5, 2.0], "kernel": ["rbf"]},
             supports_class_weight=True,
+            param_prefix="model__estimator__",
         ),
         ModelFamily(
             "hist_gradient_boosting",
@@ -177,7 +185,7 @@ def build_param_grid(
     seed: int,
 ) -> list[dict[str, list[Any]]]:
     """One sub-grid per rebalancing choice, so the search compares them like any parameter."""
-    model_params = {f"model__{key}": list(values) for key, values in model_grid.items()}
+    model_params = {family.grid_key(key): list(values) for key, values in model_grid.items()}
     grid = []
     for choice in rebalancing:
         sub_grid: dict[str, list[Any]] = {
@@ -185,15 +193,17 @@ def build_param_grid(
             **model_params,
         }
         if family.supports_class_weight:
-            sub_grid["model__class_weight"] = ["balanced" if choice == "class_weight" else None]
+            sub_grid[family.grid_key("class_weight")] = [
+                "balanced" if choice == "class_weight" else None
+            ]
         grid.append(sub_grid)
     return grid
 
 
 def unknown_grid_parameters(family: ModelFamily, model_grid: dict[str, list[Any]]) -> list[str]:
     """Grid keys the family's estimator does not have (a config error naming them)."""
-    known = family.build(0).get_params()
-    return [key for key in model_grid if key not in known]
+    known = Pipeline([("model", family.build(0))]).get_params()
+    return [key for key in model_grid if family.grid_key(key) not in known]
 
 
 def rebalancing_name(sampler: Any, class_weight: Any) -> str:

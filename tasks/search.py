@@ -21,6 +21,7 @@ from sklearn.model_selection import (
     HalvingGridSearchCV,
     RandomizedSearchCV,
 )
+from threadpoolctl import threadpool_limits
 
 from tasks.pipeline import rebalancing_name
 from tasks.profile import DataProfile
@@ -83,13 +84,18 @@ def build_scorer(metric: str, positive_label: str | None) -> Any:
 
 
 def readable_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Grid parameters as people write them: no 'model__' prefix, samplers by name."""
-    readable: dict[str, Any] = {
-        "rebalance": rebalancing_name(params.get("rebalance"), params.get("model__class_weight"))
+    """Grid parameters as people write them: no pipeline prefix, samplers by name."""
+    estimator_params = {
+        key.removeprefix("model__").removeprefix("estimator__"): value
+        for key, value in params.items()
+        if key.startswith("model__")
     }
-    for key, value in params.items():
-        if key.startswith("model__") and key != "model__class_weight":
-            readable[key.removeprefix("model__")] = value if np.isscalar(value) else str(value)
+    readable: dict[str, Any] = {
+        "rebalance": rebalancing_name(params.get("rebalance"), estimator_params.get("class_weight"))
+    }
+    for key, value in estimator_params.items():
+        if key != "class_weight":
+            readable[key] = value if np.isscalar(value) else str(value)
     return readable
 
 
@@ -156,7 +162,8 @@ def search_family(
     started = time.perf_counter()
     search = build_search(clone(pipeline), grid, scoring, folds, strategy, n_iter, n_jobs, seed)
     try:
-        with warnings.catch_warnings():
+        # One family's fits use only its share of the cores: OpenMP/BLAS limits are per thread.
+        with warnings.catch_warnings(), threadpool_limits(limits=n_jobs):
             warnings.simplefilter("ignore", FitFailedWarning)
             warnings.simplefilter("ignore", UserWarning)
             search.fit(X_train, y_train)
