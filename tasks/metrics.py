@@ -15,6 +15,9 @@ from sklearn.metrics import (
     average_precision_score,
     balanced_accuracy_score,
     confusion_matrix,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
     roc_auc_score,
 )
 
@@ -200,3 +203,25 @@ def classification_metrics(
             notes,
         )
     return report
+
+
+def regression_metrics(y_true: pd.Series, y_pred: pd.Series) -> dict[str, Any]:
+    """MSE (the course's loss), RMSE, MAE and R² of the test predictions.
+
+    R² is undefined (None, with a note) when the true values do not vary: its denominator is 0.
+    """
+    notes: list[str] = []
+    mse = float(mean_squared_error(y_true, y_pred))
+    residual_sum = float(((y_true - y_pred) ** 2).sum())
+    spread = float(((y_true - y_true.mean()) ** 2).sum())
+    r2 = None if spread == 0 else float(r2_score(y_true, y_pred))
+    if r2 is None:
+        safe_ratio(residual_sum, spread, "r2", notes, "the true values do not vary")
+    return {
+        "mse": mse,
+        "rmse": math.sqrt(mse),
+        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "r2": r2,
+        "n": len(y_true),
+        "notes": notes,
+    }

@@ -10,7 +10,7 @@ import pandas as pd
 
 from tasks.evaluate import probability_columns
 from tasks.model_io import input_columns, model_card, save_model
-from tasks.plots import write_classification_plots
+from tasks.plots import write_classification_plots, write_regression_plots
 from tasks.profile import DataProfile
 from tasks.report import cv_results_frame, report_html
 from tasks.rundir import RunDir, package_versions, write_json
@@ -38,6 +38,16 @@ def timed_summaries(results: list[FamilyResult]) -> list[dict[str, Any]]:
     return [{**family_summary(r), "fit_seconds": r.fit_seconds} for r in results]
 
 
+def regression_facts(profile: DataProfile) -> dict[str, Any]:
+    """For a regression: the target's spread (to read RMSE against) and rows without a target."""
+    if profile.task != "regression":
+        return {}
+    return {
+        "target_summary": profile.target_summary,
+        "dropped_target_rows": profile.dropped_target_rows,
+    }
+
+
 def build_metrics(
     dataset: str,
     profile: DataProfile,
@@ -56,6 +66,7 @@ def build_metrics(
         "target": profile.target,
         "classes": profile.classes,
         "positive_label": profile.positive_label,
+        **regression_facts(profile),
         "selection_metric": selection.metric,
         "selection_reason": selection.reason,
         "cv_folds": cv_folds,
@@ -95,16 +106,26 @@ def write_run_files(
     cv_results.to_csv(run.path("cv_results.csv"), index=False)
     write_predictions(predictions, run.path("predictions.csv"))
     write_json(run.path("profile.json"), asdict(profile))
-    plots = write_classification_plots(
-        run.path("plots"),
-        predictions,
-        probability_columns(predictions),
-        profile.classes,
-        profile.positive_label,
-        cv_results,
-        metrics["selection_metric"],
-        profile,
-    )
+    if profile.task == "regression":
+        plots = write_regression_plots(
+            run.path("plots"),
+            predictions,
+            split.y_train,
+            cv_results,
+            metrics["selection_metric"],
+            profile,
+        )
+    else:
+        plots = write_classification_plots(
+            run.path("plots"),
+            predictions,
+            probability_columns(predictions),
+            profile.classes,
+            profile.positive_label,
+            cv_results,
+            metrics["selection_metric"],
+            profile,
+        )
     assert best.estimator is not None
     model_path = save_model(best.estimator, run.path("models", "best.joblib"))
     card = model_card(

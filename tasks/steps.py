@@ -18,11 +18,16 @@ from schemas.infer import infer_schema, load_schema
 from tasks.artifacts import publish_validation_failures
 from tasks.config import RunConfig
 from tasks.data import LoadedTable, read_table
-from tasks.evaluate import metrics_from_predictions, predict_test
+from tasks.evaluate import (
+    metrics_from_predictions,
+    predict_test,
+    predict_values,
+    regression_metrics_from_predictions,
+)
 from tasks.pipeline import (
-    FAMILIES,
     build_param_grid,
     build_pipeline,
+    family_for,
     resolve_rebalancing,
 )
 from tasks.profile import DataProfile, profile_frame
@@ -68,7 +73,7 @@ def profile_data(frame: pd.DataFrame, config: RunConfig) -> DataProfile:
 
 @task(name="split", cache_policy=NO_CACHE, persist_result=False)
 def split_data(frame: pd.DataFrame, profile: DataProfile, config: RunConfig) -> DataSplit:
-    """Stratified, seeded holdout; the test rows wait untouched until evaluation."""
+    """Seeded holdout (stratified for classes); the test rows wait untouched until evaluation."""
     return split_frame(frame, profile, config.split.test_size, config.seed)
 
 
@@ -83,7 +88,7 @@ def search_model_family(
     n_jobs: int,
 ) -> FamilyResult:
     """Cross-validated search of one family's grid, with rebalancing choices in the grid."""
-    spec = FAMILIES[family]
+    spec = family_for(profile.task, family)
     rebalancing = resolve_rebalancing(
         list(config.rebalance), spec, profile.roughly_balanced, profile.task
     )
@@ -118,6 +123,9 @@ def evaluate_best(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score the selected pipeline once on the test set; metrics come from the predictions."""
     assert best.estimator is not None
+    if profile.task == "regression":
+        predictions = predict_values(best.estimator, split.X_test, split.y_test)
+        return predictions, regression_metrics_from_predictions(predictions)
     predictions = predict_test(best.estimator, split.X_test, split.y_test)
     return predictions, metrics_from_predictions(
         predictions, profile.classes, profile.positive_label
