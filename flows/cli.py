@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from flows.metrics_cli import add_metrics_parser
+from flows.segment_cli import add_segment_parser
 
 USER_ERROR_EXIT = 2
 LEADERBOARD_COLUMNS = ("family", "status", "cv_score", "best_params", "fit_seconds")
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_train_parser(commands)
     add_metrics_parser(commands)
+    add_segment_parser(commands)
     return parser
 
 
