@@ -89,8 +89,9 @@ def choose_regression_metric(override: str | None) -> SelectionChoice:
         return SelectionChoice(override, "set in the config.")
     return SelectionChoice(
         "neg_root_mean_squared_error",
-        "regression target: RMSE ranks models exactly as the course's MSE does but reads in the "
-        "target's units; scikit-learn maximises scores, so it is negated.",
+        "regression target: RMSE is the square root of the course's MSE, so it punishes large "
+        "errors the same way, but reads in the target's units; scikit-learn maximises scores, "
+        "so it is negated.",
     )
 
 
