@@ -48,11 +48,27 @@ def count(text: str) -> int:
     return value
 
 
+def read_run_confusion_matrix(path: Path) -> tuple[np.ndarray, list[str]]:
+    """The test confusion matrix a training run wrote to its metrics.json."""
+    from tasks.data import DataError
+
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))["test_metrics"]["confusion_matrix"]
+        return np.asarray(stored["matrix"], dtype=int), [str(label) for label in stored["labels"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(
+            f"'{path}' is not a classification run's metrics.json with a confusion matrix."
+        ) from error
+
+
 def read_confusion_matrix(path: Path) -> tuple[np.ndarray, list[str]]:
     """A labelled square matrix from CSV: rows are true labels (first column), columns predicted
-    labels (header), reordered to the rows' order; every cell a whole number ≥ 0."""
+    labels (header), reordered to the rows' order; every cell a whole number ≥ 0. A run's
+    metrics.json works too."""
     from tasks.data import DataError, read_table
 
+    if path.suffix.lower() == ".json":
+        return read_run_confusion_matrix(path)
     frame = read_table(path).frame
     frame = frame.set_index(frame.columns[0])
     rows = [str(label) for label in frame.index]
@@ -189,7 +205,8 @@ def add_metrics_parser(commands: Any) -> None:
     parser.add_argument(
         "--matrix",
         type=Path,
-        help="Multiclass confusion matrix CSV: first column true labels, header predicted labels.",
+        help="Confusion matrix CSV (first column true labels, header predicted labels), "
+        "or a run's metrics.json.",
     )
     parser.add_argument("--json", action="store_true", help="Print JSON instead of tables.")
     parser.set_defaults(handler=command_metrics)

@@ -155,3 +155,31 @@ def test_cli_matrix_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_cli_missing_counts_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["metrics", "--tn", "50", "--fp", "10"]) == 2
     assert "--fn, --tp" in capsys.readouterr().err
+
+
+def test_matrix_from_a_run_reproduces_its_test_metrics(tmp_path: Path) -> None:
+    """The calculator and the training flow share one implementation: same matrix, same numbers."""
+    import pandas as pd
+
+    from tasks.metrics import classification_metrics
+    from tasks.rundir import write_json
+
+    y_true = pd.Series(["a", "a", "b", "b", "c", "c", "c", "a"])
+    y_pred = pd.Series(["a", "b", "b", "b", "c", "a", "c", "a"])
+    probabilities = pd.get_dummies(y_pred).astype(float)
+    test_metrics = classification_metrics(y_true, y_pred, probabilities, ["a", "b", "c"], None)
+    path = write_json(tmp_path / "metrics.json", {"test_metrics": test_metrics})
+
+    matrix, labels = read_confusion_matrix(path)
+    recomputed = multiclass_metrics(matrix, labels)
+    assert labels == ["a", "b", "c"]
+    assert recomputed["macro"] == test_metrics["macro"]
+    assert recomputed["micro"] == test_metrics["micro"]
+    assert recomputed["per_class"] == test_metrics["per_class"]
+
+
+def test_json_that_is_not_a_run_is_a_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "other.json"
+    path.write_text('{"hello": 1}')
+    with pytest.raises(DataError, match=r"other\.json"):
+        read_confusion_matrix(path)
