@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.metrics_cli import add_metrics_parser
 from flows.replay import add_replay_parser
+from flows.segment_cli import add_segment_parser
 
 USER_ERROR_EXIT = 2
 LEADERBOARD_COLUMNS = ("family", "status", "cv_score", "best_params", "fit_seconds")
@@ -114,7 +116,8 @@ def print_run_result(run_dir: Path) -> None:
     for row in rows:
         scores.add_row(*(format_value(v) for v in row.values()))
     console.print(scores)
-    console.print(f"Decision threshold: {threshold_text(metrics['test_metrics'])}")
+    if metrics["task"] != "regression":
+        console.print(f"Decision threshold: {threshold_text(metrics['test_metrics'])}")
     console.print(f"Leakage audit: {leakage_line(metrics)}")
     console.print(f"Run directory: {run_dir}")
 
@@ -169,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_train_parser(commands)
     add_replay_parser(commands)
+    add_metrics_parser(commands)
+    add_segment_parser(commands)
     return parser
 
 

@@ -21,10 +21,10 @@ from tasks.artifacts import (
     publish_report_link,
     publish_run_summary,
 )
-from tasks.config import RunConfig, load_config
+from tasks.config import ConfigError, RunConfig, load_config
 from tasks.data import LoadedTable
 from tasks.outputs import build_metrics, timed_summaries, write_report, write_run_files
-from tasks.pipeline import DEFAULT_FAMILIES
+from tasks.pipeline import choose_families
 from tasks.report import leaderboard_rows, run_summary_markdown
 from tasks.rundir import (
     RunDir,
@@ -50,7 +50,7 @@ from tasks.steps import (
     validate_data,
 )
 
-SUMMARY_PLOTS = ("confusion_matrix", "roc", "precision_recall")
+SUMMARY_PLOTS = ("confusion_matrix", "roc", "precision_recall", "predicted_vs_actual", "residuals")
 
 
 class TrainParameters(BaseModel):
@@ -73,12 +73,16 @@ def parallel_plan(n_families: int, cores: int) -> tuple[int, int]:
 
 
 def resolve_config(params: TrainParameters) -> RunConfig:
-    return load_config(
+    config = load_config(
         Path(params.config) if params.config else None,
         overrides=params.overrides,
         data=Path(params.data) if params.data else None,
         target=params.target,
     )
+    if config.task == "clustering":
+        source = params.config or "command line"
+        raise ConfigError(f"{source}: task 'clustering' runs with `tabpipe segment`.")
+    return config
 
 
 def generate_run_name() -> str:
@@ -157,9 +161,9 @@ def train(params: TrainParameters | None = None) -> str:
         split = split_data(frame, profile, config)
         selection = choose_selection_metric(profile, config.selection_metric)
         scorer = build_scorer(selection.metric, profile.positive_label)
-        folds, cv_note = make_folds(split.y_train, config.split.cv_folds, config.seed)
+        folds, cv_note = make_folds(split.y_train, config.split.cv_folds, config.seed, profile.task)
         clock.lap("profile_and_split")
-        families = list(config.models or DEFAULT_FAMILIES)
+        families = choose_families(config.models, profile.task)
         results = search_all_families(families, split, profile, config, selection.metric, folds)
         best = select_best(results)
         clock.lap("search")

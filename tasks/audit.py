@@ -29,7 +29,8 @@ def rows_fingerprint(X: Any) -> str:
 
 
 def label_counts(y: Any) -> dict[str, int]:
-    if y is None:
+    """Rows per class; nothing for a missing or numeric (regression) target."""
+    if y is None or pd.api.types.is_float_dtype(np.asarray(y)):
         return {}
     values, counts = np.unique(np.asarray(y).astype(str), return_counts=True)
     return {str(v): int(c) for v, c in zip(values, counts, strict=True)}

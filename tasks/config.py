@@ -6,12 +6,29 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Rebalancing = Literal["none", "class_weight", "random_over", "random_under", "smote", "auto"]
-TaskKind = Literal["auto", "binary", "multiclass"]
+TaskKind = Literal["auto", "binary", "multiclass", "regression", "clustering"]
 SelectionMetric = Literal[
-    "roc_auc", "average_precision", "f1", "f1_macro", "f1_micro", "accuracy", "balanced_accuracy"
+    "roc_auc",
+    "average_precision",
+    "f1",
+    "f1_macro",
+    "f1_micro",
+    "accuracy",
+    "balanced_accuracy",
+    "neg_root_mean_squared_error",
+    "neg_mean_squared_error",
+    "neg_mean_absolute_error",
+    "r2",
 ]
 
 
@@ -49,6 +66,21 @@ class ThresholdConfig(StrictModel):
     cost_fn: float = Field(1.0, ge=0.0)
 
 
+class ClusteringConfig(StrictModel):
+    """Segmentation (task: clustering): the range of k tried and the algorithm."""
+
+    algorithm: Literal["kmeans", "agglomerative"] = "kmeans"
+    k_min: int = Field(2, ge=2)
+    k_max: int = Field(8, ge=2)
+    linkage: Literal["ward", "complete", "average", "single"] = "ward"
+
+    @model_validator(mode="after")
+    def _k_range_is_ordered(self) -> ClusteringConfig:
+        if self.k_min > self.k_max:
+            raise ValueError(f"k_min ({self.k_min}) must not exceed k_max ({self.k_max})")
+        return self
+
+
 class ScheduleConfig(StrictModel):
     cron: str | None = None
     interval_seconds: int | None = Field(None, ge=1)
@@ -59,7 +91,7 @@ class RunConfig(StrictModel):
     """Everything a training run needs; every field but data and target has a default."""
 
     data: Path
-    target: str
+    target: str = Field("", description="The column to predict; optional for task: clustering.")
     name: str = ""
     task: TaskKind = "auto"
     schema_ref: str | None = Field(
@@ -81,6 +113,7 @@ class RunConfig(StrictModel):
     n_jobs: int | None = Field(None, ge=1, description="Cores to use; all of them by default.")
     runs_dir: Path = Path("runs")
     schedule: ScheduleConfig | None = None
+    clustering: ClusteringConfig = ClusteringConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -148,6 +181,9 @@ def build_config(raw: dict[str, Any], source: str, base_dir: Path | None = None)
         config = RunConfig.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(_format_validation_error(error, source)) from error
+    if config.task != "clustering" and not config.target:
+        # Only segmentation learns without a target; every other task names its column.
+        raise ConfigError(f"{source}: required key 'target' is missing.")
     if base_dir is None:
         return config
     return config.model_copy(

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 from imblearn.pipeline import Pipeline
 
-from tasks.metrics import classification_metrics
+from tasks.metrics import classification_metrics, regression_metrics
 from tasks.report import headline_metrics
 from tasks.uncertainty import bootstrap_intervals
 
@@ -88,3 +88,19 @@ def report_test_metrics(
             metrics_from_predictions(at_default, classes, positive_label)
         )
     return report
+
+
+def predict_values(model: Pipeline, X_test: pd.DataFrame, y_test: pd.Series) -> pd.DataFrame:
+    """Regression test rows: row index, y_true, y_pred (numbers, not labels)."""
+    return pd.DataFrame(
+        {
+            "row": X_test.index,
+            "y_true": y_test.to_numpy(dtype=float),
+            "y_pred": model.predict(X_test).astype(float),
+        }
+    )
+
+
+def regression_metrics_from_predictions(predictions: pd.DataFrame) -> dict[str, Any]:
+    """Test metrics from predictions.csv alone, like the classification ones."""
+    return regression_metrics(predictions["y_true"], predictions["y_pred"])

@@ -85,18 +85,20 @@ def write_explanations(
     scoring: Any,
     seed: int,
 ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Path]]:
-    """Brier score, calibration plot, importance table and plot."""
-    curve_classes = [positive_label] if positive_label is not None else classes
+    """Brier score and calibration plot (classification), importance table and plot."""
     table = importance_table(model, X_test, y_test, scoring, seed)
     plots = {
-        "calibration": save_figure(
-            plots_dir / "calibration.png",
-            lambda ax: draw_calibration(ax, y_test, probabilities, curve_classes),
-        ),
         "permutation_importance": save_figure(
             plots_dir / "permutation_importance.png", lambda ax: draw_importance(ax, table)
         ),
     }
+    if not classes:  # regression: no probabilities to calibrate
+        return {"permutation_importance": table.to_dict(orient="records")}, table, plots
+    curve_classes = [positive_label] if positive_label is not None else classes
+    plots["calibration"] = save_figure(
+        plots_dir / "calibration.png",
+        lambda ax: draw_calibration(ax, y_test, probabilities, curve_classes),
+    )
     summary = {
         "brier_score": brier_score(y_test.astype(str), probabilities, classes),
         "brier_note": "binary: mean squared error of the positive-class probability"

@@ -6,22 +6,28 @@ The training flow and `tabpipe metrics` both use these functions.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import (
     average_precision_score,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
     roc_auc_score,
 )
 
 Ratio = float | None
 
 
-def safe_ratio(numerator: float, denominator: float, name: str, notes: list[str]) -> Ratio:
-    """numerator / denominator, or None with a note when the denominator is zero."""
+def safe_ratio(
+    numerator: float, denominator: float, name: str, notes: list[str], why: str = ""
+) -> Ratio:
+    """numerator / denominator, or None with a note (saying why, if given) when it is zero."""
     if denominator == 0:
-        notes.append(f"{name} is undefined: its denominator is 0.")
+        notes.append(f"{name} is undefined: {why or 'its denominator is 0'}.")
         return None
     return float(numerator) / float(denominator)
 
@@ -31,21 +37,55 @@ def f1_from(precision: Ratio, recall: Ratio, name: str, notes: list[str]) -> Rat
     if precision is None or recall is None:
         notes.append(f"{name} is undefined: precision or recall is undefined.")
         return None
-    return safe_ratio(2 * precision * recall, precision + recall, name, notes)
+    return safe_ratio(
+        2 * precision * recall, precision + recall, name, notes, "precision and recall are both 0"
+    )
+
+
+def mean_of_pair(first: Ratio, second: Ratio, name: str, notes: list[str]) -> Ratio:
+    """(a + b) / 2, undefined when either is undefined."""
+    if first is None or second is None:
+        notes.append(f"{name} is undefined: recall or specificity is undefined.")
+        return None
+    return (first + second) / 2
+
+
+def matthews_from(tn: int, fp: int, fn: int, tp: int, notes: list[str]) -> Ratio:
+    """(TP·TN − FP·FN)/√((TP+FP)(TP+FN)(TN+FP)(TN+FN)); undefined when a margin is 0."""
+    margins = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
+    return safe_ratio(
+        tp * tn - fp * fn,
+        math.sqrt(margins),
+        "mcc",
+        notes,
+        "a row or column of the confusion matrix sums to 0",
+    )
 
 
 def binary_metrics(tn: int, fp: int, fn: int, tp: int) -> dict[str, Any]:
-    """Accuracy, precision, recall, specificity, NPV and F1 from the four counts."""
+    """The course's metrics from the four counts (accuracy, precision, recall, specificity, NPV,
+    F1), plus balanced accuracy, FPR, FNR, prevalence and MCC."""
     notes: list[str] = []
-    precision = safe_ratio(tp, tp + fp, "precision", notes)
-    recall = safe_ratio(tp, tp + fn, "recall", notes)
+    total = tp + fp + tn + fn
+    no_positives = "TP+FN = 0 (no row is actually positive)"
+    no_negatives = "TN+FP = 0 (no row is actually negative)"
+    precision = safe_ratio(
+        tp, tp + fp, "precision", notes, "TP+FP = 0 (nothing predicted positive)"
+    )
+    recall = safe_ratio(tp, tp + fn, "recall", notes, no_positives)
+    specificity = safe_ratio(tn, tn + fp, "specificity", notes, no_negatives)
     return {
-        "accuracy": safe_ratio(tp + tn, tp + fp + tn + fn, "accuracy", notes),
+        "accuracy": safe_ratio(tp + tn, total, "accuracy", notes, "the matrix is empty"),
         "precision": precision,
         "recall": recall,
-        "specificity": safe_ratio(tn, tn + fp, "specificity", notes),
-        "npv": safe_ratio(tn, tn + fn, "npv", notes),
+        "specificity": specificity,
+        "npv": safe_ratio(tn, tn + fn, "npv", notes, "TN+FN = 0 (nothing predicted negative)"),
         "f1": f1_from(precision, recall, "f1", notes),
+        "balanced_accuracy": mean_of_pair(recall, specificity, "balanced_accuracy", notes),
+        "fpr": safe_ratio(fp, fp + tn, "fpr", notes, no_negatives),
+        "fnr": safe_ratio(fn, fn + tp, "fnr", notes, no_positives),
+        "prevalence": safe_ratio(tp + fn, total, "prevalence", notes, "the matrix is empty"),
+        "mcc": matthews_from(tn, fp, fn, tp, notes),
         "counts": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
         "notes": notes,
     }
@@ -63,12 +103,14 @@ def one_vs_rest_counts(matrix: np.ndarray) -> list[dict[str, int]]:
     return counts
 
 
-def mean_or_none(values: list[Ratio], name: str, notes: list[str]) -> Ratio:
+def mean_or_none(values: dict[str, Ratio], name: str, notes: list[str]) -> Ratio:
     """Macro average: the mean over classes, undefined if any class's value is undefined."""
-    if any(value is None for value in values):
-        notes.append(f"{name} is undefined: a class's value is undefined.")
+    undefined = [label for label, value in values.items() if value is None]
+    if undefined:
+        classes = ", ".join(f"'{label}'" for label in undefined)
+        notes.append(f"{name} is undefined: it is undefined for class {classes}.")
         return None
-    return float(np.mean([v for v in values if v is not None]))
+    return float(np.mean([v for v in values.values() if v is not None]))
 
 
 def multiclass_metrics(matrix: np.ndarray, labels: list[str]) -> dict[str, Any]:
@@ -80,28 +122,39 @@ def multiclass_metrics(matrix: np.ndarray, labels: list[str]) -> dict[str, Any]:
     }
     notes: list[str] = []
     pooled = {key: sum(c[key] for c in counts) for key in ("tp", "fp", "fn")}
+    empty = "the matrix is empty"
     micro_precision = safe_ratio(
-        pooled["tp"], pooled["tp"] + pooled["fp"], "micro precision", notes
+        pooled["tp"], pooled["tp"] + pooled["fp"], "micro precision", notes, empty
     )
-    micro_recall = safe_ratio(pooled["tp"], pooled["tp"] + pooled["fn"], "micro recall", notes)
+    micro_recall = safe_ratio(
+        pooled["tp"], pooled["tp"] + pooled["fn"], "micro recall", notes, empty
+    )
     micro = {
         "precision": micro_precision,
         "recall": micro_recall,
         "f1": f1_from(micro_precision, micro_recall, "micro f1", notes),
     }
     macro = {
-        name: mean_or_none([per_class[label][name] for label in labels], f"macro {name}", notes)
+        name: mean_or_none(
+            {label: per_class[label][name] for label in labels}, f"macro {name}", notes
+        )
         for name in ("precision", "recall", "specificity", "npv", "f1")
     }
     total = int(np.asarray(matrix).sum())
     return {
-        "accuracy": safe_ratio(int(np.trace(matrix)), total, "accuracy", notes),
+        "accuracy": safe_ratio(int(np.trace(matrix)), total, "accuracy", notes, empty),
         "per_class": per_class,
         "support": {label: int(np.asarray(matrix)[k].sum()) for k, label in enumerate(labels)},
         "micro": micro,
         "macro": macro,
         "notes": notes,
     }
+
+
+def undefined_reason(name: str, notes: list[str]) -> str | None:
+    """Why a metric is undefined, from the note its computation left (None if it is defined)."""
+    prefix = f"{name} is undefined: "
+    return next((n.removeprefix(prefix).rstrip(".") for n in notes if n.startswith(prefix)), None)
 
 
 def score_or_note(compute: Any, name: str, notes: list[str]) -> Ratio:
@@ -161,3 +214,25 @@ def classification_metrics(
             notes,
         )
     return report
+
+
+def regression_metrics(y_true: pd.Series, y_pred: pd.Series) -> dict[str, Any]:
+    """MSE (the course's loss), RMSE, MAE and R² of the test predictions.
+
+    R² is undefined (None, with a note) when the true values do not vary: its denominator is 0.
+    """
+    notes: list[str] = []
+    mse = float(mean_squared_error(y_true, y_pred))
+    residual_sum = float(((y_true - y_pred) ** 2).sum())
+    spread = float(((y_true - y_true.mean()) ** 2).sum())
+    r2 = None if spread == 0 else float(r2_score(y_true, y_pred))
+    if r2 is None:
+        safe_ratio(residual_sum, spread, "r2", notes, "the true values do not vary")
+    return {
+        "mse": mse,
+        "rmse": math.sqrt(mse),
+        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "r2": r2,
+        "n": len(y_true),
+        "notes": notes,
+    }

@@ -11,7 +11,7 @@ import pandas as pd
 from tasks.audit import forget_training_rows
 from tasks.evaluate import pipeline_of, probability_columns
 from tasks.model_io import input_columns, model_card, save_model
-from tasks.plots import write_classification_plots
+from tasks.plots import write_classification_plots, write_regression_plots
 from tasks.profile import DataProfile
 from tasks.report import cv_results_frame, report_html
 from tasks.rundir import RunDir, package_versions, write_json
@@ -39,6 +39,16 @@ def timed_summaries(results: list[FamilyResult]) -> list[dict[str, Any]]:
     return [{**family_summary(r), "fit_seconds": r.fit_seconds} for r in results]
 
 
+def regression_facts(profile: DataProfile) -> dict[str, Any]:
+    """For a regression: the target's spread (to read RMSE against) and rows without a target."""
+    if profile.task != "regression":
+        return {}
+    return {
+        "target_summary": profile.target_summary,
+        "dropped_target_rows": profile.dropped_target_rows,
+    }
+
+
 def build_metrics(
     dataset: str,
     profile: DataProfile,
@@ -59,6 +69,7 @@ def build_metrics(
         "target": profile.target,
         "classes": profile.classes,
         "positive_label": profile.positive_label,
+        **regression_facts(profile),
         "selection_metric": selection.metric,
         "selection_reason": selection.reason,
         "cv_folds": cv_folds,
@@ -106,16 +117,26 @@ def write_run_files(
     cv_results.to_csv(run.path("cv_results.csv"), index=False)
     write_predictions(predictions, run.path("predictions.csv"))
     write_json(run.path("profile.json"), asdict(profile))
-    plots = write_classification_plots(
-        run.path("plots"),
-        predictions,
-        probability_columns(predictions),
-        profile.classes,
-        profile.positive_label,
-        cv_results,
-        metrics["selection_metric"],
-        profile,
-    )
+    if profile.task == "regression":
+        plots = write_regression_plots(
+            run.path("plots"),
+            predictions,
+            split.y_train,
+            cv_results,
+            metrics["selection_metric"],
+            profile,
+        )
+    else:
+        plots = write_classification_plots(
+            run.path("plots"),
+            predictions,
+            probability_columns(predictions),
+            profile.classes,
+            profile.positive_label,
+            cv_results,
+            metrics["selection_metric"],
+            profile,
+        )
     forget_training_rows(pipeline_of(model))
     model_path = save_model(model, run.path("models", "best.joblib"))
     card = model_card(
@@ -126,7 +147,7 @@ def write_run_files(
         input_columns(split.X_train),
         profile.classes,
         profile.positive_label,
-        metrics["test_metrics"]["decision_threshold"],
+        metrics["test_metrics"].get("decision_threshold"),
         metrics["test_metrics"],
         package_versions(),
     )

@@ -157,3 +157,63 @@ def write_classification_plots(
             lambda ax: draw_missing_values(ax, profile.missing_per_column, profile.n_rows),
         ),
     }
+
+
+def draw_predicted_vs_actual(ax: Axes, y_true: pd.Series, y_pred: pd.Series) -> None:
+    """Points on the diagonal are perfect predictions."""
+    ax.scatter(y_true, y_pred, s=14, alpha=0.7, color="#4c72b0")
+    low = float(min(y_true.min(), y_pred.min()))
+    high = float(max(y_true.max(), y_pred.max()))
+    ax.plot([low, high], [low, high], linestyle="--", color="grey", label="y = x")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.legend(loc="upper left")
+    ax.set_title("Predicted vs actual (test set)")
+
+
+def draw_residuals(ax: Axes, y_true: pd.Series, y_pred: pd.Series) -> None:
+    """Residual (actual − predicted) against prediction: a pattern means the model missed one."""
+    ax.scatter(y_pred, y_true - y_pred, s=14, alpha=0.7, color="#dd8452")
+    ax.axhline(0.0, linestyle="--", color="grey")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("residual (actual − predicted)")
+    ax.set_title("Residuals (test set)")
+
+
+def draw_target_distribution(ax: Axes, y: pd.Series, target: str) -> None:
+    ax.hist(y, bins=30, color="#4c72b0")
+    ax.set_xlabel(target)
+    ax.set_ylabel("rows")
+    ax.set_title("Target distribution (training rows)")
+
+
+def write_regression_plots(
+    plots_dir: Path,
+    predictions: pd.DataFrame,
+    y_train: pd.Series,
+    cv_results: pd.DataFrame,
+    metric: str,
+    profile: Any,
+) -> dict[str, Path]:
+    """The regression run's plots (in place of the confusion matrix and the curves)."""
+    y_true, y_pred = predictions["y_true"], predictions["y_pred"]
+    return {
+        "predicted_vs_actual": save_figure(
+            plots_dir / "predicted_vs_actual.png",
+            lambda ax: draw_predicted_vs_actual(ax, y_true, y_pred),
+        ),
+        "residuals": save_figure(
+            plots_dir / "residuals.png", lambda ax: draw_residuals(ax, y_true, y_pred)
+        ),
+        "cv_scores": save_figure(
+            plots_dir / "cv_scores.png", lambda ax: draw_cv_scores(ax, cv_results, metric)
+        ),
+        "target_distribution": save_figure(
+            plots_dir / "target_distribution.png",
+            lambda ax: draw_target_distribution(ax, y_train, profile.target),
+        ),
+        "missing_values": save_figure(
+            plots_dir / "missing_values.png",
+            lambda ax: draw_missing_values(ax, profile.missing_per_column, profile.n_rows),
+        ),
+    }

@@ -11,6 +11,8 @@ from tasks.data import DataError
 
 # The course: ROC for roughly balanced classes, precision-recall for moderate to large imbalance.
 ROUGHLY_BALANCED_MIN_SHARE = 0.35
+# A numeric target with more distinct values than this is a quantity to regress, not a class.
+REGRESSION_MIN_DISTINCT = 20
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class DataProfile:
     missing_per_column: dict[str, int]
     dropped_columns: dict[str, str] = field(default_factory=dict)
     dropped_target_rows: int = 0
+    target_summary: dict[str, float] = field(default_factory=dict)
 
     @property
     def feature_columns(self) -> list[str]:
@@ -100,6 +103,8 @@ def profile_frame(
     """Profile a validated frame; raises DataError when the target cannot be learned."""
     if target not in frame.columns:
         raise DataError(f"Target column '{target}' is not in the data.")
+    if is_regression(frame[target], task):
+        return profile_regression(frame, target, drop_columns)
     labels = target_labels(frame[target])
     if labels.isna().all():
         raise DataError(f"Target column '{target}' is empty in every row.")
@@ -130,4 +135,58 @@ def profile_frame(
         missing_per_column={str(c): int(v) for c, v in features.isna().sum().items()},
         dropped_columns=dropped,
         dropped_target_rows=int((~labelled).sum()),
+    )
+
+
+def is_numeric_target(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def is_regression(series: pd.Series, requested: str) -> bool:
+    """task: regression, or 'auto' with a numeric target of many distinct values."""
+    if requested == "regression":
+        if not is_numeric_target(series):
+            raise DataError(
+                f"Target column '{series.name}' is not numeric, so it cannot be regressed."
+            )
+        return True
+    return (
+        requested == "auto"
+        and is_numeric_target(series)
+        and series.nunique(dropna=True) > REGRESSION_MIN_DISTINCT
+    )
+
+
+def summarise_target(values: pd.Series) -> dict[str, float]:
+    """The numbers that frame a regression's errors: an RMSE means little without the spread."""
+    return {
+        name: float(getattr(values, name)()) for name in ("mean", "std", "min", "median", "max")
+    }
+
+
+def profile_regression(
+    frame: pd.DataFrame, target: str, drop_columns: list[str] | None = None
+) -> DataProfile:
+    """Profile for a numeric target: rows without a target are dropped (and counted)."""
+    labelled = frame[target].notna()
+    if labelled.sum() < 2:
+        raise DataError(f"Target column '{target}' has fewer than two values to learn from.")
+    features = frame.loc[labelled].drop(columns=[target, *(drop_columns or [])])
+    dropped = unusable_columns(features)
+    numeric, categorical = column_kinds(features.drop(columns=list(dropped)))
+    return DataProfile(
+        task="regression",
+        target=target,
+        n_rows=int(labelled.sum()),
+        n_columns=frame.shape[1],
+        classes=[],
+        class_counts={},
+        minority_share=1.0,  # no classes, so nothing to rebalance
+        positive_label=None,
+        numeric_columns=numeric,
+        categorical_columns=categorical,
+        missing_per_column={str(c): int(v) for c, v in features.isna().sum().items()},
+        dropped_columns=dropped,
+        dropped_target_rows=int((~labelled).sum()),
+        target_summary=summarise_target(frame.loc[labelled, target].astype(float)),
     )

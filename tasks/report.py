@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 METRIC_ROWS = ("accuracy", "precision", "recall", "specificity", "npv", "f1")
+REGRESSION_ROWS = ("mse", "rmse", "mae", "r2")
 
 
 def leaderboard_rows(families: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -45,6 +46,8 @@ def format_value(value: Any) -> str:
 
 def headline_metrics(test_metrics: dict[str, Any]) -> dict[str, Any]:
     """The numbers a person looks at first: binary metrics of the positive class, or macro ones."""
+    if "rmse" in test_metrics:
+        return {name: test_metrics[name] for name in REGRESSION_ROWS}
     if "binary" in test_metrics:
         headline = {name: test_metrics["binary"][name] for name in METRIC_ROWS}
         headline["roc_auc"] = test_metrics.get("roc_auc")
@@ -111,8 +114,12 @@ def run_summary_markdown(
     lines = [
         f"# {metrics['dataset']}: best model `{metrics['best_model']['family']}`",
         "",
-        f"- task: {metrics['task']}, target `{metrics['target']}`, classes "
-        + ", ".join(f"`{c}`" for c in metrics["classes"]),
+        f"- task: {metrics['task']}, target `{metrics['target']}`"
+        + (
+            ", classes " + ", ".join(f"`{c}`" for c in metrics["classes"])
+            if metrics["classes"]
+            else ""
+        ),
         f"- selection metric: **{metrics['selection_metric']}**: {metrics['selection_reason']}",
         f"- CV {metrics['selection_metric']}: {format_value(metrics['best_model']['cv_score'])}",
         f"- decision threshold: {threshold_text(metrics['test_metrics'])}",

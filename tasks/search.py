@@ -23,6 +23,7 @@ from sklearn.model_selection import (
 )
 from threadpoolctl import threadpool_limits
 
+from tasks.config import ConfigError
 from tasks.pipeline import rebalancing_name
 from tasks.profile import DataProfile
 
@@ -50,6 +51,8 @@ class FamilyResult:
 
 def choose_selection_metric(profile: DataProfile, override: str | None) -> SelectionChoice:
     """The course's rule: ROC-AUC for roughly balanced classes, PR-AUC for imbalance."""
+    if profile.task == "regression":
+        return choose_regression_metric(override)
     share = f"{profile.minority_share:.1%}"
     if override:
         return SelectionChoice(override, f"set in the config (minority class share {share}).")
@@ -65,6 +68,31 @@ def choose_selection_metric(profile: DataProfile, override: str | None) -> Selec
         "average_precision",
         f"minority class '{profile.positive_label}' is {share} of rows, a moderate to large "
         "imbalance: precision-recall AUC (average precision).",
+    )
+
+
+REGRESSION_METRICS = (
+    "neg_root_mean_squared_error",
+    "neg_mean_squared_error",
+    "neg_mean_absolute_error",
+    "r2",
+)
+
+
+def choose_regression_metric(override: str | None) -> SelectionChoice:
+    """RMSE by default: the course's MSE, in the target's own units (negated: higher is better)."""
+    if override and override not in REGRESSION_METRICS:
+        raise ConfigError(
+            f"selection_metric '{override}' is a classification metric; a regression target "
+            f"takes one of {', '.join(REGRESSION_METRICS)}."
+        )
+    if override:
+        return SelectionChoice(override, "set in the config.")
+    return SelectionChoice(
+        "neg_root_mean_squared_error",
+        "regression target: RMSE is the square root of the course's MSE, so it punishes large "
+        "errors the same way, but reads in the target's units; scikit-learn maximises scores, "
+        "so it is negated.",
     )
 
 
@@ -90,9 +118,11 @@ def readable_params(params: dict[str, Any]) -> dict[str, Any]:
         for key, value in params.items()
         if key.startswith("model__")
     }
-    readable: dict[str, Any] = {
-        "rebalance": rebalancing_name(params.get("rebalance"), estimator_params.get("class_weight"))
-    }
+    readable: dict[str, Any] = {}
+    if "rebalance" in params:  # regression grids have no sampler
+        readable["rebalance"] = rebalancing_name(
+            params["rebalance"], estimator_params.get("class_weight")
+        )
     for key, value in estimator_params.items():
         if key != "class_weight":
             readable[key] = value if np.isscalar(value) else str(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import BaseCrossValidator, KFold, StratifiedKFold, train_test_split
 
 from tasks.data import DataError
 from tasks.profile import DataProfile, target_labels
@@ -38,6 +38,8 @@ def split_frame(
     frame: pd.DataFrame, profile: DataProfile, test_size: float, seed: int
 ) -> DataSplit:
     """Stratified holdout of the labelled rows, keeping the original row index."""
+    if profile.task == "regression":
+        return split_regression_frame(frame, profile, test_size, seed)
     check_class_sizes(profile.class_counts, profile.target)
     labels = target_labels(frame[profile.target])
     labelled = labels.notna()
@@ -63,7 +65,36 @@ def fold_count(y_train: pd.Series, requested: int) -> tuple[int, str | None]:
     return smallest, note
 
 
-def make_folds(y_train: pd.Series, requested: int, seed: int) -> tuple[StratifiedKFold, str | None]:
+def make_folds(
+    y_train: pd.Series, requested: int, seed: int, task: str = "binary"
+) -> tuple[BaseCrossValidator, str | None]:
     """Seeded stratified folds; the seed is the config's, like every other source of randomness."""
+    if task == "regression":
+        return make_regression_folds(y_train, requested, seed)
     n_splits, note = fold_count(y_train, requested)
     return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed), note
+
+
+def split_regression_frame(
+    frame: pd.DataFrame, profile: DataProfile, test_size: float, seed: int
+) -> DataSplit:
+    """Plain seeded random holdout of the rows with a target (no classes to stratify on)."""
+    labelled = frame[profile.target].notna()
+    features = frame.loc[labelled, profile.feature_columns]
+    y = frame.loc[labelled, profile.target].astype(float)
+    X_train, X_test, y_train, y_test = train_test_split(
+        features, y, test_size=test_size, random_state=seed
+    )
+    return DataSplit(X_train, X_test, y_train, y_test)
+
+
+def make_regression_folds(
+    y_train: pd.Series, requested: int, seed: int
+) -> tuple[KFold, str | None]:
+    """Shuffled, seeded K-fold (not stratified: a continuous target has no classes)."""
+    if len(y_train) >= requested:
+        return KFold(n_splits=requested, shuffle=True, random_state=seed), None
+    note = f"only {len(y_train)} training rows, fewer than the {requested} folds asked for."
+    if len(y_train) < 2:
+        raise DataError(f"Target '{y_train.name}' has too few training rows to cross-validate.")
+    return KFold(n_splits=len(y_train), shuffle=True, random_state=seed), note

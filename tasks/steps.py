@@ -19,12 +19,19 @@ from tasks.artifacts import publish_validation_failures
 from tasks.audit import audit_leakage
 from tasks.config import RunConfig
 from tasks.data import LoadedTable, read_table
-from tasks.evaluate import pipeline_of, predict_test, probability_columns, report_test_metrics
+from tasks.evaluate import (
+    pipeline_of,
+    predict_test,
+    predict_values,
+    probability_columns,
+    regression_metrics_from_predictions,
+    report_test_metrics,
+)
 from tasks.explain import write_explanations
 from tasks.pipeline import (
-    FAMILIES,
     build_param_grid,
     build_pipeline,
+    family_for,
     resolve_rebalancing,
 )
 from tasks.profile import DataProfile, profile_frame
@@ -71,7 +78,7 @@ def profile_data(frame: pd.DataFrame, config: RunConfig) -> DataProfile:
 
 @task(name="split", cache_policy=NO_CACHE, persist_result=False)
 def split_data(frame: pd.DataFrame, profile: DataProfile, config: RunConfig) -> DataSplit:
-    """Stratified, seeded holdout; the test rows wait untouched until evaluation."""
+    """Seeded holdout (stratified for classes); the test rows wait untouched until evaluation."""
     return split_frame(frame, profile, config.split.test_size, config.seed)
 
 
@@ -86,7 +93,7 @@ def search_model_family(
     n_jobs: int,
 ) -> FamilyResult:
     """Cross-validated search of one family's grid, with rebalancing choices in the grid."""
-    spec = FAMILIES[family]
+    spec = family_for(profile.task, family)
     rebalancing = resolve_rebalancing(
         list(config.rebalance), spec, profile.roughly_balanced, profile.task
     )
@@ -142,6 +149,9 @@ def evaluate_model(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score the final model once on the test set; metrics and intervals come from the
     predictions alone (so predictions.csv re-derives them)."""
+    if profile.task == "regression":
+        values = predict_values(model, split.X_test, split.y_test)
+        return values, regression_metrics_from_predictions(values)
     predictions = predict_test(model, split.X_test, split.y_test)
     return predictions, report_test_metrics(
         predictions, profile.classes, profile.positive_label, threshold, seed
@@ -180,7 +190,7 @@ def explain_model(
         model,
         split.X_test,
         split.y_test,
-        probability_columns(predictions),
+        probability_columns(predictions) if profile.task != "regression" else pd.DataFrame(),
         profile.classes,
         profile.positive_label,
         scoring,
