@@ -9,7 +9,7 @@ from imblearn.pipeline import Pipeline
 
 from tasks.metrics import classification_metrics, regression_metrics
 from tasks.report import headline_metrics
-from tasks.uncertainty import bootstrap_intervals
+from tasks.uncertainty import bootstrap_intervals, regression_intervals
 
 PROBABILITY_PREFIX = "proba_"
 
@@ -101,6 +101,13 @@ def predict_values(model: Pipeline, X_test: pd.DataFrame, y_test: pd.Series) -> 
     )
 
 
-def regression_metrics_from_predictions(predictions: pd.DataFrame) -> dict[str, Any]:
-    """Test metrics from predictions.csv alone, like the classification ones."""
-    return regression_metrics(predictions["y_true"], predictions["y_pred"])
+def regression_metrics_from_predictions(predictions: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
+    """Test metrics and their 95% bootstrap intervals from predictions.csv alone."""
+    report = regression_metrics(predictions["y_true"], predictions["y_pred"])
+    report["intervals"] = regression_intervals(
+        predictions["y_true"],
+        predictions["y_pred"],
+        seed,
+        {name: report.get(name) for name in ("mse", "rmse", "mae", "r2")},
+    )
+    return report

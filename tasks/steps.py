@@ -151,7 +151,7 @@ def evaluate_model(
     predictions alone (so predictions.csv re-derives them)."""
     if profile.task == "regression":
         values = predict_values(model, split.X_test, split.y_test)
-        return values, regression_metrics_from_predictions(values)
+        return values, regression_metrics_from_predictions(values, seed)
     predictions = predict_test(model, split.X_test, split.y_test)
     return predictions, report_test_metrics(
         predictions, profile.classes, profile.positive_label, threshold, seed

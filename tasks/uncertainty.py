@@ -20,6 +20,9 @@ N_REPLICATES = 1000
 CONFIDENCE = 0.95
 # Curve metrics bootstrap the (distinct score, class) cells; more groups than this are binned.
 MAX_SCORE_GROUPS = 50_000
+# Regression resamples rows directly: replicates x rows values per chunk bounds the memory.
+N_REGRESSION_REPLICATES = 500
+CHUNK_ROWS = 5_000_000
 
 
 def divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -152,6 +155,46 @@ def bootstrap_intervals(
             if len(y_true) <= MAX_SCORE_GROUPS
             else "; curve metrics on scores rounded to 4 decimals"
         ),
+        "confidence": CONFIDENCE,
+        "metrics": {
+            name: percentile_interval(values, point_estimates.get(name))
+            for name, values in replicates.items()
+            if name in point_estimates
+        },
+    }
+
+
+def regression_replicates(
+    y_true: np.ndarray, y_pred: np.ndarray, rng: np.random.Generator, n_replicates: int
+) -> dict[str, np.ndarray]:
+    """MSE, RMSE, MAE and R² on bootstrap resamples, as weighted sums over row draw counts."""
+    n_rows = len(y_true)
+    chunk = max(1, CHUNK_ROWS // max(n_rows, 1))
+    parts: dict[str, list[np.ndarray]] = {"mse": [], "mae": [], "r2": []}
+    for start in range(0, n_replicates, chunk):
+        size = min(chunk, n_replicates - start)
+        draws = rng.integers(0, n_rows, size=(size, n_rows))
+        truth, predicted = y_true[draws], y_pred[draws]
+        squared = ((truth - predicted) ** 2).mean(axis=1)
+        parts["mse"].append(squared)
+        parts["mae"].append(np.abs(truth - predicted).mean(axis=1))
+        parts["r2"].append(1 - divide(squared, truth.var(axis=1)))
+    replicates = {name: np.concatenate(values) for name, values in parts.items()}
+    replicates["rmse"] = np.sqrt(replicates["mse"])
+    return replicates
+
+
+def regression_intervals(
+    y_true: pd.Series, y_pred: pd.Series, seed: int, point_estimates: dict[str, float | None]
+) -> dict[str, Any]:
+    """95% percentile intervals of the regression test metrics."""
+    rng = np.random.default_rng(seed)
+    replicates = regression_replicates(
+        y_true.to_numpy(dtype=float), y_pred.to_numpy(dtype=float), rng, N_REGRESSION_REPLICATES
+    )
+    return {
+        "method": f"percentile bootstrap over test rows, {N_REGRESSION_REPLICATES} replicates, "
+        f"seed {seed}",
         "confidence": CONFIDENCE,
         "metrics": {
             name: percentile_interval(values, point_estimates.get(name))

@@ -185,6 +185,8 @@ def test_regression_flow_writes_the_run_contract(prefect_harness: None, tmp_path
     assert all(f["best_score"] < 0 for f in metrics["families"])  # negated RMSE
     assert set(metrics["test_metrics"]) >= {"mse", "rmse", "mae", "r2"}
     assert metrics["test_metrics"]["r2"] > 0.8  # the signal is strong and linear
+    rmse_interval = metrics["test_metrics"]["intervals"]["metrics"]["rmse"]
+    assert rmse_interval["low"] < metrics["test_metrics"]["rmse"] < rmse_interval["high"]
 
     predictions = pd.read_csv(run_dir / "predictions.csv")
     assert list(predictions.columns) == ["row", "y_true", "y_pred"]
