@@ -23,7 +23,8 @@ from tasks.artifacts import (
 from tasks.config import RunConfig, load_config
 from tasks.outputs import build_metrics, timed_summaries, write_report, write_run_files
 from tasks.pipeline import DEFAULT_FAMILIES
-from tasks.report import leaderboard_rows, run_summary_markdown
+from tasks.registry import record_champion
+from tasks.report import leaderboard_rows, report_url, run_summary_markdown
 from tasks.rundir import (
     RunDir,
     StageClock,
@@ -37,6 +38,7 @@ from tasks.rundir import (
 from tasks.search import FamilyResult, choose_selection_metric, select_best
 from tasks.split import DataSplit, make_folds
 from tasks.steps import (
+    compare_with_champion,
     evaluate_best,
     load_data,
     profile_data,
@@ -163,6 +165,7 @@ def train(params: TrainParameters | None = None) -> str:
             folds.get_n_splits(),
             cv_note,
         )
+        metrics["champion"] = compare_with_champion(config, run, metrics, predictions, split)
         plots = write_run_files(run, metrics, results, best, predictions, profile, split)
         manifest.update(
             status="completed",
@@ -181,6 +184,7 @@ def train(params: TrainParameters | None = None) -> str:
         manifest["stage_seconds"] = clock.seconds
         write_json(run.path("manifest.json"), manifest)
         final = publish_run(run)
-    publish_report_link((final / "report.html").as_uri(), final)
+    record_champion(config.runs_dir, metrics["champion"])
+    publish_report_link(report_url(final), final)
     get_run_logger().info("Run complete: %s (best %s)", final, best.family)
     return str(final)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+REPORT_BASE_URL_VARIABLE = "TABPIPE_REPORT_BASE_URL"
 METRIC_ROWS = ("accuracy", "precision", "recall", "specificity", "npv", "f1")
 
 
@@ -88,6 +90,7 @@ def run_summary_markdown(
         "",
         markdown_table([{"metric": k, "value": v} for k, v in headline.items()]),
         "",
+        *champion_markdown(metrics.get("champion")),
     ]
     for name in inline_plots:
         if name in plots:
@@ -106,10 +109,89 @@ def html_table(rows: list[dict[str, Any]]) -> str:
     return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def interval_of(intervals: dict[str, Any], name: str) -> tuple[float, float] | None:
+    """A metric's (low, high) from {"low", "high"}, {"lower", "upper"} or [low, high]."""
+    found = intervals.get(name)
+    if isinstance(found, dict):
+        low = found.get("low", found.get("lower"))
+        high = found.get("high", found.get("upper"))
+    elif isinstance(found, list | tuple) and len(found) == 2:
+        low, high = found
+    else:
+        return None
+    return (low, high) if isinstance(low, int | float) and isinstance(high, int | float) else None
+
+
+def metric_rows(headline: dict[str, Any], test_metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Test metric rows, with a 95% interval column when the run computed intervals."""
+    intervals = test_metrics.get("intervals")
+    if not isinstance(intervals, dict) or not intervals:
+        return [{"metric": k, "value": v} for k, v in headline.items()]
+    rows = []
+    for name, value in headline.items():
+        bounds = interval_of(intervals, name)
+        shown = "n/a" if bounds is None else f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
+        rows.append({"metric": name, "value": value, "interval": shown})
+    return rows
+
+
+def champion_facts(decision: dict[str, Any]) -> list[dict[str, Any]]:
+    """The champion decision's numbers as metric/value rows (those the decision has)."""
+    names = (
+        "metric",
+        "outcome",
+        "compared_with",
+        "new_score",
+        "champion_score",
+        "difference",
+        "ci_low",
+        "ci_high",
+        "n_boot",
+        "n_rows",
+        "seed",
+    )
+    return [{"item": name, "value": decision[name]} for name in names if name in decision]
+
+
+def champion_markdown(decision: dict[str, Any] | None) -> list[str]:
+    if not decision:
+        return []
+    verdict = "becomes champion" if decision.get("becomes_champion") else "champion unchanged"
+    return [
+        "## Champion",
+        "",
+        f"**{verdict}**: {decision.get('reason', '')}",
+        "",
+        markdown_table(champion_facts(decision)),
+        "",
+    ]
+
+
+def champion_html(decision: dict[str, Any] | None) -> str:
+    if not decision:
+        return ""
+    verdict = "Becomes champion" if decision.get("becomes_champion") else "Champion unchanged"
+    return (
+        f'<h2>Champion</h2><p id="champion"><b>{verdict}</b>: '
+        f"{html.escape(str(decision.get('reason', '')))}</p>"
+        f"{html_table(champion_facts(decision))}"
+    )
+
+
+def report_url(run_dir: Path) -> str:
+    """Where a browser opens the report: the `tabpipe api` URL when TABPIPE_REPORT_BASE_URL is
+    set (the Prefect UI cannot open file:// links), else the file itself."""
+    base = os.environ.get(REPORT_BASE_URL_VARIABLE, "").rstrip("/")
+    if base:
+        return f"{base}/runs/{run_dir.name}/report.html"
+    return (run_dir / "report.html").resolve().as_uri()
+
+
 REPORT_STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;
-text-align:left}th{background:#f3f3f3}img{max-width:48%;margin:1%;border:1px solid #eee}
+text-align:left}th{background:#f3f3f3}figure{display:inline-block;width:48%;margin:1%}
+img{max-width:100%;border:1px solid #eee}figcaption{text-align:center;color:#555}
 .failed{color:#b00}
 """
 
@@ -130,7 +212,8 @@ def report_html(
     ]
     dropped = [{"column": c, "reason": r} for c, r in profile.get("dropped_columns", {}).items()]
     images = "".join(
-        f'<img alt="{html.escape(name)}" src="{png_data_uri(path)}">'
+        f'<figure><img alt="{html.escape(name)}" src="{png_data_uri(path)}">'
+        f"<figcaption>{html.escape(name.replace('_', ' '))}</figcaption></figure>"
         for name, path in plots.items()
     )
     title = f"tabpipe run {html.escape(manifest['run_id'])}"
@@ -145,7 +228,8 @@ Validation: <b>{html.escape(manifest.get("validation", {}).get("status", "passed
 <p>Selection metric <b>{metrics["selection_metric"]}</b>: {html.escape(metrics["selection_reason"])}
 CV score {format_value(best["cv_score"])}.</p>
 <h2>Test metrics</h2>
-{html_table([{"metric": k, "value": v} for k, v in headline.items()])}
+<div id="test-metrics">{html_table(metric_rows(headline, metrics["test_metrics"]))}</div>
+{champion_html(metrics.get("champion"))}
 <h2>Leaderboard</h2>
 {html_table(leaderboard)}
 <h2>Dataset profile</h2>
