@@ -38,8 +38,9 @@ def command_predict(args: argparse.Namespace) -> int:
         trust=args.trust,
     )
     summary = batch_predict(params)
-    print_class_balance(summary["class_balance"], f"Predicted classes ({summary['rows']} rows)")
-    console.print(f"Model: run {summary['run_id']}. Predictions: {summary['out']}")
+    print_class_balance(summary["class_balance"], "Predicted classes")
+    console.print(f"{summary['rows']} rows scored by run {summary['run_id']}.")
+    console.print(f"Predictions: {summary['out']}")
     return 0
 
 
@@ -52,7 +53,9 @@ def command_runs(args: argparse.Namespace) -> int:
         console.print(f"No runs in '{args.runs_dir}'.")
         return 0
     table = Table(title=f"Runs in {args.runs_dir} (newest first; * = champion)")
-    for column in ("", "run_id", "status", "best_model", "metric", "test_score", "note"):
+    table.add_column("")
+    table.add_column("run_id", no_wrap=True)  # people copy it into `tabpipe promote`
+    for column in ("status", "best_model", "metric", "test_score", "note"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(

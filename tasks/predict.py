@@ -15,7 +15,7 @@ from tasks.data import DataError
 from tasks.evaluate import PROBABILITY_PREFIX
 from tasks.model_io import load_checked_model
 from tasks.registry import champion_dir, read_json_or_none
-from tasks.validation import validate_frame
+from tasks.validation import ValidationFailed, validate_frame
 
 CHAMPION_PREFIX = "champion:"
 MODEL_FILE = Path("models", "best.joblib")
@@ -98,12 +98,35 @@ def predict_with_card(model: Pipeline, card: dict[str, Any], X: pd.DataFrame) ->
     return probabilities.assign(y_pred=labels)
 
 
+def prediction_failure_message(cases: pd.DataFrame, source: str, run_model: RunModel) -> str:
+    """One sentence naming the missing columns and the columns with failing values."""
+    missing_rows = cases["check"].astype(str) == "column_in_dataframe"
+    missing = [str(c) for c in dict.fromkeys(cases.loc[missing_rows, "failure_case"])]
+    failing = [str(c) for c in dict.fromkeys(cases.loc[~missing_rows, "column"].dropna())]
+    parts = []
+    if missing:
+        parts.append("missing column(s) " + ", ".join(f"'{c}'" for c in missing))
+    if failing:
+        parts.append(
+            f"{int((~missing_rows).sum())} failing value(s) in column(s) "
+            + ", ".join(f"'{c}'" for c in failing)
+        )
+    return (
+        f"Data '{source}' does not match the training schema of run "
+        f"{run_model.card['run_id']}: {'; '.join(parts) or 'see the failure cases'}."
+    )
+
+
 def predict_rows(run_model: RunModel, frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Validate new rows with the training schema, then predict: row, [y_true,] y_pred and
     proba_<class> per class. Raises ValidationFailed naming every failing column."""
     if frame.empty:
         raise DataError(f"Data '{source}' has no rows to predict.")
-    validated = validate_frame(frame, run_model.schema, source)
+    try:
+        validated = validate_frame(frame, run_model.schema, source)
+    except ValidationFailed as failure:
+        message = prediction_failure_message(failure.failure_cases, source, run_model)
+        raise ValidationFailed(message, failure.failure_cases) from None
     output = predict_with_card(run_model.model, run_model.card, validated)
     result = pd.DataFrame({"row": frame.index, "y_pred": output["y_pred"].to_numpy()})
     if run_model.target in validated.columns:
