@@ -55,7 +55,8 @@ def command_runs(args: argparse.Namespace) -> int:
     table = Table(title=f"Runs in {args.runs_dir} (newest first; * = champion)")
     table.add_column("")
     table.add_column("run_id", no_wrap=True)  # people copy it into `tabpipe promote`
-    for column in ("status", "best_model", "metric", "test_score", "note"):
+    table.add_column("status", no_wrap=True)
+    for column in ("best model", "test score", "note"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
@@ -63,8 +64,7 @@ def command_runs(args: argparse.Namespace) -> int:
             row["run_id"],
             row["status"],
             format_value(row["best_model"]),
-            format_value(row["metric"]),
-            format_value(row["test_score"]),
+            f"{row['metric']} {format_value(row['test_score'])}" if row["metric"] else "",
             (row["error"] or "")[:120],
         )
     console.print(table)

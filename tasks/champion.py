@@ -17,11 +17,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from imblearn.pipeline import Pipeline
 
 from tasks.evaluate import probability_columns
 from tasks.model_io import ModelIntegrityError, load_checked_model
-from tasks.registry import champion_run_id, crown, locked_registry, read_json_or_none
+from tasks.predict import predict_with_card
+from tasks.registry import (
+    RegistryError,
+    champion_run_id,
+    crown,
+    locked_registry,
+    read_json_or_none,
+    run_dataset,
+    selection_score,
+)
 from tasks.rundir import PARTIAL_SUFFIX
 
 N_BOOTSTRAP = 1000
@@ -150,13 +158,6 @@ def paired_bootstrap(
     }
 
 
-def model_output(model: Pipeline, card: dict[str, Any], X: pd.DataFrame) -> pd.DataFrame:
-    """A saved model's y_pred and per-class probabilities on rows (its card's threshold)."""
-    from tasks.predict import predict_with_card
-
-    return predict_with_card(model, card, X)
-
-
 def outcome_of(comparison: dict[str, Any]) -> tuple[bool, str, str]:
     """(becomes champion, outcome, one-sentence reason) from the bootstrap numbers."""
     low, high = comparison["ci_low"], comparison["ci_high"]
@@ -187,44 +188,41 @@ def judge_against_champion(
         "metric": metric,
         "compared_with": champion,
     }
-    y_true = predictions["y_true"].astype(str).reset_index(drop=True)
-    new_output = probability_columns(predictions).assign(y_pred=predictions["y_pred"].astype(str))
-    classes, positive = list(metrics["classes"]), metrics.get("positive_label")
-    try:
-        score_new = metric_function(metric, y_true, new_output, classes, positive)
-    except ValueError as error:
-        return {
-            **decision,
-            "becomes_champion": False,
-            "outcome": "not-comparable",
-            "reason": str(error),
-        }
-    new_value = float(score_new(np.ones((1, len(y_true))))[0])
-    if not np.isfinite(new_value):
+    new_value = selection_score(metrics)
+    if new_value is None:
         return {
             **decision,
             "becomes_champion": False,
             "outcome": "not-good",
             "reason": f"test {metric} is undefined, so the run cannot become champion.",
         }
-    if champion is None:
+    if champion is None or not (runs_dir / champion).is_dir():
+        reason = (
+            "the first good run of this dataset."
+            if champion is None
+            else (f"the champion run '{champion}' no longer exists.")
+        )
         return {
             **decision,
             "becomes_champion": True,
             "outcome": "first-champion",
             "new_score": new_value,
-            "reason": "the first good run of this dataset.",
+            "reason": reason,
         }
+    y_true = predictions["y_true"].astype(str).reset_index(drop=True)
+    new_output = probability_columns(predictions).assign(y_pred=predictions["y_pred"].astype(str))
+    classes, positive = list(metrics["classes"]), metrics.get("positive_label")
     try:
         model, card = load_checked_model(runs_dir / champion / "models" / "best.joblib", runs_dir)
-        champion_output = model_output(model, card, X_test).reset_index(drop=True)
+        champion_output = predict_with_card(model, card, X_test).reset_index(drop=True)
+        score_new = metric_function(metric, y_true, new_output, classes, positive)
         score_champion = metric_function(metric, y_true, champion_output, classes, positive)
     except (ModelIntegrityError, ValueError, KeyError) as error:
         return {
             **decision,
             "becomes_champion": False,
             "outcome": "not-comparable",
-            "reason": f"champion '{champion}' could not score the test rows: {error}",
+            "reason": f"could not compare with champion '{champion}': {error}",
         }
     comparison = paired_bootstrap(score_new, score_champion, len(y_true), n_boot, seed)
     becomes, outcome, reason = outcome_of(comparison)
@@ -239,8 +237,6 @@ def judge_against_champion(
 
 def promote_run(run_dir: Path, runs_dir: Path) -> dict[str, Any]:
     """Make a completed run (inside runs_dir, its model intact) its dataset's champion by hand."""
-    from tasks.registry import RegistryError, run_dataset
-
     manifest = read_json_or_none(run_dir / "manifest.json") or {}
     metrics = read_json_or_none(run_dir / "metrics.json")
     if (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -141,6 +142,25 @@ def test_a_clearly_worse_run_is_not_promoted(run_copy: TrainedRun) -> None:
     assert decision["champion_score"] == pytest.approx(selection_score(metrics))
     record_champion(run_copy.runs_dir, decision)
     assert champion_run_id(run_copy.runs_dir, DATASET) == run_copy.run_dir.name
+
+
+def test_a_damaged_champion_is_kept_and_a_vanished_one_replaced(run_copy: TrainedRun) -> None:
+    crown_copy(run_copy)
+    predictions, X_test = recorded_test_rows(run_copy)
+    metrics = json.loads((run_copy.run_dir / "metrics.json").read_text())
+    run_copy.model_path.write_bytes(run_copy.model_path.read_bytes()[:-10])
+    damaged = judge_against_champion(
+        run_copy.runs_dir, DATASET, "tiny-next", metrics, predictions, X_test, seed=0
+    )
+    assert damaged["outcome"] == "not-comparable" and not damaged["becomes_champion"]
+    assert "sha256" in damaged["reason"]
+    shutil.rmtree(run_copy.run_dir)
+    vanished = judge_against_champion(
+        run_copy.runs_dir, DATASET, "tiny-next", metrics, predictions, X_test, seed=0
+    )
+    assert vanished["becomes_champion"] and "no longer exists" in vanished["reason"]
+    record_champion(run_copy.runs_dir, vanished)
+    assert champion_run_id(run_copy.runs_dir, DATASET) == "tiny-next"
 
 
 def test_a_second_identical_run_keeps_the_champion_and_promote_overrides(
