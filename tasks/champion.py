@@ -4,8 +4,8 @@ Both models predict the new run's test rows; a paired bootstrap resamples those 
 resample for both models) and recomputes the selection metric for each. The new run becomes
 champion only when the interval of the difference (new - champion) lies above 0.
 
-Resamples are multinomial row weights, so every metric is a weighted count over the original rows
-and a whole block of resamples is computed with a few matrix operations.
+A resample is a count per row (how often the row was drawn), so every metric is a weighted count
+over the original rows and a whole block of resamples takes a few matrix operations.
 """
 
 from __future__ import annotations
@@ -34,43 +34,54 @@ from tasks.rundir import PARTIAL_SUFFIX
 
 N_BOOTSTRAP = 1000
 CONFIDENCE = 0.95
-# Rows x resamples held in memory at once (float64): about 160 MB.
-BLOCK_CELLS = 20_000_000
+# Rows x resamples held in memory at once (float32): about 40 MB per array.
+BLOCK_CELLS = 10_000_000
 RANKING_METRICS = ("roc_auc", "average_precision")
 LABEL_METRICS = ("accuracy", "balanced_accuracy", "f1", "f1_macro", "f1_micro")
 
 
 def bootstrap_weight_blocks(n_rows: int, n_boot: int, seed: int) -> list[np.ndarray]:
-    """Multinomial resample counts, (resamples, rows), in blocks that fit in memory; seeded."""
+    """Resample counts per row, (resamples, rows), in blocks that fit in memory; seeded.
+    float32 holds the counts exactly (they never exceed n_rows) at half the memory."""
     rng = np.random.default_rng(seed)
     per_block = max(1, BLOCK_CELLS // max(n_rows, 1))
-    sizes = [min(per_block, n_boot - start) for start in range(0, n_boot, per_block)]
-    uniform = np.full(n_rows, 1.0 / n_rows)
-    return [rng.multinomial(n_rows, uniform, size=size).astype(float) for size in sizes]
+    blocks = []
+    for start in range(0, n_boot, per_block):
+        drawn = rng.integers(0, n_rows, size=(min(per_block, n_boot - start), n_rows))
+        blocks.append(
+            np.stack([np.bincount(row, minlength=n_rows) for row in drawn]).astype(np.float32)
+        )
+    return blocks
 
 
 def weighted_ranking_scores(
     positive: np.ndarray, score: np.ndarray, weights: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """ROC-AUC and average precision per row of weights (NaN when a class is absent)."""
+    """ROC-AUC and average precision per row of weights (NaN when a class is absent).
+
+    Rows sorted by score, descending; rows with tied scores form one threshold group. With tp and
+    n the cumulative positive and total weight at each group's end:
+    AP = sum(new positives x precision) / P; AUC = sum(new positives x negatives ranked below,
+    ties counted half) / (P x N): the same numbers as sklearn's curves."""
     order = np.argsort(-score, kind="mergesort")
-    sorted_score, sorted_positive = score[order], positive[order]
+    sorted_score = score[order]
     w = weights[:, order]
-    # tied scores form one threshold: keep the cumulative counts at each tie group's end
     ends = np.r_[np.flatnonzero(np.diff(sorted_score)), len(score) - 1]
-    tp = np.cumsum(w * sorted_positive, axis=1)[:, ends]
-    fp = np.cumsum(w * ~sorted_positive, axis=1)[:, ends]
-    n_pos, n_neg = tp[:, -1:], fp[:, -1:]
+    tp = np.cumsum(w * positive[order], axis=1)[:, ends].astype(float)
+    seen = np.cumsum(w, axis=1)[:, ends].astype(float)
+    del w
+    fp = seen - tp
+    n_pos, n_neg = tp[:, -1], fp[:, -1]
+    new_pos = np.diff(tp, axis=1, prepend=0.0)
+    new_neg = np.diff(fp, axis=1, prepend=0.0)
+    precision = np.divide(tp, seen, out=np.zeros_like(tp), where=seen > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        tpr = np.hstack([np.zeros_like(n_pos), tp / n_pos])
-        fpr = np.hstack([np.zeros_like(n_neg), fp / n_neg])
-        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-    roc_auc = np.trapezoid(tpr, fpr, axis=1)
-    average_precision = np.sum(np.diff(tpr, axis=1) * precision, axis=1)
-    undefined = (n_pos[:, 0] == 0) | (n_neg[:, 0] == 0)
+        average_precision = np.sum(new_pos * precision, axis=1) / n_pos
+        below = n_neg[:, None] - fp + new_neg / 2
+        roc_auc = np.sum(new_pos * below, axis=1) / (n_pos * n_neg)
     return {
-        "roc_auc": np.where(undefined, np.nan, roc_auc),
-        "average_precision": np.where(n_pos[:, 0] == 0, np.nan, average_precision),
+        "roc_auc": np.where((n_pos == 0) | (n_neg == 0), np.nan, roc_auc),
+        "average_precision": np.where(n_pos == 0, np.nan, average_precision),
     }
 
 
