@@ -192,13 +192,18 @@ def judge_against_champion(
 ) -> dict[str, Any]:
     """The champion decision for a new run (applied to the registry by record_champion)."""
     metric = metrics["selection_metric"]
-    champion = champion_run_id(runs_dir, dataset)
-    decision: dict[str, Any] = {
-        "dataset": dataset,
-        "run_id": run_id,
-        "metric": metric,
-        "compared_with": champion,
-    }
+    decision: dict[str, Any] = {"dataset": dataset, "run_id": run_id, "metric": metric}
+    try:
+        champion = champion_run_id(runs_dir, dataset)
+    except RegistryError as error:  # a broken registry must not sink the training run
+        return {
+            **decision,
+            "becomes_champion": False,
+            "outcome": "not-comparable",
+            "compared_with": None,
+            "reason": str(error),
+        }
+    decision["compared_with"] = champion
     new_value = selection_score(metrics)
     if new_value is None:
         return {

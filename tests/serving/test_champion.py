@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -28,13 +29,14 @@ from tasks.model_io import load_checked_model
 from tasks.predict import predict_with_card, read_run_schema
 from tasks.registry import (
     REGISTRY_FILE,
+    RegistryError,
     champion_run_id,
     list_runs,
     read_registry,
     record_champion,
     selection_score,
 )
-from tasks.rundir import fail_run, start_run, utc_now
+from tasks.rundir import fail_run, start_run
 from tasks.validation import validate_frame
 from tests.serving.conftest import DATASET, TrainedRun, train_tiny
 
@@ -163,6 +165,19 @@ def test_a_damaged_champion_is_kept_and_a_vanished_one_replaced(run_copy: Traine
     assert champion_run_id(run_copy.runs_dir, DATASET) == "tiny-next"
 
 
+def test_a_broken_registry_is_named_and_does_not_sink_a_run(run_copy: TrainedRun) -> None:
+    (run_copy.runs_dir / REGISTRY_FILE).write_text("{not json")
+    with pytest.raises(RegistryError, match=REGISTRY_FILE):
+        read_registry(run_copy.runs_dir)
+    predictions, X_test = recorded_test_rows(run_copy)
+    metrics = json.loads((run_copy.run_dir / "metrics.json").read_text())
+    decision = judge_against_champion(
+        run_copy.runs_dir, DATASET, "tiny-next", metrics, predictions, X_test, seed=0
+    )
+    assert decision["outcome"] == "not-comparable" and not decision["becomes_champion"]
+    assert record_champion(run_copy.runs_dir, decision) == decision
+
+
 def test_a_second_identical_run_keeps_the_champion_and_promote_overrides(
     run_copy: TrainedRun, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -175,10 +190,12 @@ def test_a_second_identical_run_keeps_the_champion_and_promote_overrides(
     assert champion_run_id(run_copy.runs_dir, DATASET) == run_copy.run_dir.name
 
     staging = start_run(run_copy.runs_dir, DATASET)  # a crashed run leaves only this
+    second_start = json.loads((second / "manifest.json").read_text())["started_at"]
+    later = (datetime.fromisoformat(second_start) + timedelta(seconds=1)).isoformat()
     failed = start_run(run_copy.runs_dir, DATASET)
     fail_run(
         failed,
-        {"run_id": failed.run_id, "started_at": utc_now(), "config": {"name": DATASET}},
+        {"run_id": failed.run_id, "started_at": later, "config": {"name": DATASET}},
         RuntimeError("boom"),
     )
     rows = list_runs(run_copy.runs_dir)
