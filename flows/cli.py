@@ -113,6 +113,9 @@ def print_run_result(run_dir: Path) -> None:
     for name, value in headline_metrics(metrics["test_metrics"]).items():
         scores.add_row(name, format_value(value))
     console.print(scores)
+    if decision := metrics.get("champion"):
+        verdict = "this run" if decision.get("becomes_champion") else "unchanged"
+        console.print(f"Champion of '{metrics['dataset']}': {verdict}: {decision['reason']}")
     console.print(f"Run directory: {run_dir}")
 
 

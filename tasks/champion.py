@@ -180,6 +180,25 @@ def outcome_of(comparison: dict[str, Any]) -> tuple[bool, str, str]:
     return False, "within-noise", f"not better than the champion beyond noise: {interval}."
 
 
+def split_note(champion_dir: Path, split_key: dict[str, Any]) -> str | None:
+    """A warning when the champion was trained on another split (other data, seed or test
+    share): some of these test rows may be its training rows, which favours the champion."""
+    manifest = read_json_or_none(champion_dir / "manifest.json") or {}
+    config = manifest.get("config") or {}
+    champion_key = {
+        "data_sha256": (manifest.get("data") or {}).get("sha256"),
+        "seed": manifest.get("seed"),
+        "test_size": (config.get("split") or {}).get("test_size"),
+    }
+    differing = [name for name, value in split_key.items() if champion_key.get(name) != value]
+    if not differing:
+        return None
+    return (
+        f"the champion was trained with another {', '.join(differing)}: some of these test rows "
+        "may be its training rows, which favours the champion."
+    )
+
+
 def judge_against_champion(
     runs_dir: Path,
     dataset: str,
@@ -188,9 +207,11 @@ def judge_against_champion(
     predictions: pd.DataFrame,
     X_test: pd.DataFrame,
     seed: int,
+    split_key: dict[str, Any] | None = None,
     n_boot: int = N_BOOTSTRAP,
 ) -> dict[str, Any]:
-    """The champion decision for a new run (applied to the registry by record_champion)."""
+    """The champion decision for a new run (applied to the registry by record_champion).
+    split_key (data_sha256, seed, test_size) lets the decision say when the splits differ."""
     metric = metrics["selection_metric"]
     decision: dict[str, Any] = {"dataset": dataset, "run_id": run_id, "metric": metric}
     try:
@@ -242,8 +263,10 @@ def judge_against_champion(
         }
     comparison = paired_bootstrap(score_new, score_champion, len(y_true), n_boot, seed)
     becomes, outcome, reason = outcome_of(comparison)
+    note = split_note(runs_dir / champion, split_key) if split_key else None
     return {
         **decision,
+        **({"note": note} if note else {}),
         **comparison,
         "becomes_champion": becomes,
         "outcome": outcome,

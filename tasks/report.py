@@ -140,6 +140,7 @@ def champion_facts(decision: dict[str, Any]) -> list[dict[str, Any]]:
     names = (
         "metric",
         "outcome",
+        "note",
         "compared_with",
         "new_score",
         "champion_score",

@@ -18,7 +18,7 @@ from schemas.infer import infer_schema, load_schema
 from tasks.artifacts import publish_validation_failures
 from tasks.champion import judge_against_champion
 from tasks.config import RunConfig
-from tasks.data import LoadedTable, read_table
+from tasks.data import LoadedTable, file_sha256, read_table
 from tasks.evaluate import metrics_from_predictions, predict_test
 from tasks.pipeline import (
     FAMILIES,
@@ -143,6 +143,11 @@ def compare_with_champion(
         predictions,
         split.X_test,
         config.seed,
+        {
+            "data_sha256": file_sha256(config.data),
+            "seed": config.seed,
+            "test_size": config.split.test_size,
+        },
     )
 
 

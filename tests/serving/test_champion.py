@@ -135,9 +135,16 @@ def test_a_clearly_worse_run_is_not_promoted(run_copy: TrainedRun) -> None:
     worse = predictions.assign(
         proba_yes=1 - predictions["proba_yes"], proba_no=predictions["proba_yes"]
     )
+    manifest = json.loads((run_copy.run_dir / "manifest.json").read_text())
+    other_seed = {
+        "data_sha256": manifest["data"]["sha256"],
+        "seed": manifest["seed"] + 1,
+        "test_size": manifest["config"]["split"]["test_size"],
+    }
     decision = judge_against_champion(
-        run_copy.runs_dir, DATASET, "tiny-worse", metrics, worse, X_test, seed=0
+        run_copy.runs_dir, DATASET, "tiny-worse", metrics, worse, X_test, 0, other_seed
     )
+    assert decision["note"].startswith("the champion was trained with another seed")
     assert decision["outcome"] == "worse"
     assert decision["becomes_champion"] is False
     assert decision["ci_high"] < 0
@@ -186,6 +193,7 @@ def test_a_second_identical_run_keeps_the_champion_and_promote_overrides(
     decision = json.loads((second / "metrics.json").read_text())["champion"]
     assert decision["compared_with"] == run_copy.run_dir.name
     assert decision["outcome"] == "within-noise"
+    assert "note" not in decision  # same data, seed and test share: the same test rows
     assert decision["difference"] == 0.0
     assert champion_run_id(run_copy.runs_dir, DATASET) == run_copy.run_dir.name
 
