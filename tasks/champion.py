@@ -126,9 +126,9 @@ def metric_function(
 ) -> ScoreFunction:
     """weights (resamples, rows) -> the metric per resample, for one model's test output
     (columns y_pred and one probability column per class, named by class)."""
+    if (metric in RANKING_METRICS or metric == "f1") and positive_label is None:
+        raise ValueError(f"{metric} needs a binary task with a positive label.")
     if metric in RANKING_METRICS:
-        if positive_label is None:
-            raise ValueError(f"{metric} needs a binary task with a positive label.")
         positive = (y_true == positive_label).to_numpy()
         score = model_output[positive_label].to_numpy(dtype=float)
         return lambda w: weighted_ranking_scores(positive, score, w)[metric]
@@ -138,9 +138,14 @@ def metric_function(
     true_index = y_true.map(lookup).to_numpy(dtype=int)
     pred_index = model_output["y_pred"].map(lookup).to_numpy(dtype=int)
     positive_index = lookup.get(positive_label) if positive_label is not None else None
-    return lambda w: weighted_label_scores(true_index, pred_index, len(classes), positive_index, w)[
-        metric
-    ]
+
+    def label_metric(weights: np.ndarray) -> np.ndarray:
+        scores = weighted_label_scores(
+            true_index, pred_index, len(classes), positive_index, weights
+        )
+        return scores[metric]
+
+    return label_metric
 
 
 def paired_bootstrap(
