@@ -20,6 +20,7 @@ from rich.table import Table
 from flows.metrics_cli import add_metrics_parser
 from flows.replay import add_replay_parser
 from flows.segment_cli import add_segment_parser
+from flows.serving import add_serving_parsers
 
 USER_ERROR_EXIT = 2
 LEADERBOARD_COLUMNS = ("family", "status", "cv_score", "best_params", "fit_seconds")
@@ -119,6 +120,9 @@ def print_run_result(run_dir: Path) -> None:
     if metrics["task"] != "regression":
         console.print(f"Decision threshold: {threshold_text(metrics['test_metrics'])}")
     console.print(f"Leakage audit: {leakage_line(metrics)}")
+    if decision := metrics.get("champion"):
+        verdict = "this run" if decision.get("becomes_champion") else "unchanged"
+        console.print(f"Champion of '{metrics['dataset']}': {verdict}: {decision['reason']}")
     console.print(f"Run directory: {run_dir}")
 
 
@@ -174,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_parser(commands)
     add_metrics_parser(commands)
     add_segment_parser(commands)
+    add_serving_parsers(commands)
     return parser
 
 

@@ -25,7 +25,8 @@ from tasks.config import ConfigError, RunConfig, load_config
 from tasks.data import LoadedTable
 from tasks.outputs import build_metrics, timed_summaries, write_report, write_run_files
 from tasks.pipeline import choose_families
-from tasks.report import leaderboard_rows, run_summary_markdown
+from tasks.registry import record_champion
+from tasks.report import leaderboard_rows, report_url, run_summary_markdown
 from tasks.rundir import (
     RunDir,
     StageClock,
@@ -40,6 +41,7 @@ from tasks.search import FamilyResult, build_scorer, choose_selection_metric, se
 from tasks.split import DataSplit, make_folds
 from tasks.steps import (
     audit_run,
+    compare_with_champion,
     evaluate_model,
     explain_model,
     finalise_model,
@@ -187,6 +189,7 @@ def train(params: TrainParameters | None = None) -> str:
             explanations,
             audit["no_leakage_found"],
         )
+        metrics["champion"] = compare_with_champion(config, run, metrics, predictions, split)
         plots = write_run_files(
             run, metrics, results, model, best, predictions, profile, split, audit
         )
@@ -208,6 +211,7 @@ def train(params: TrainParameters | None = None) -> str:
         manifest["stage_seconds"] = clock.seconds
         write_json(run.path("manifest.json"), manifest)
         final = publish_run(run)
-    publish_report_link((final / "report.html").as_uri(), final)
+    record_champion(config.runs_dir, metrics["champion"])
+    publish_report_link(report_url(final), final)
     get_run_logger().info("Run complete: %s (best %s)", final, best.family)
     return str(final)

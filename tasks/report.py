@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+REPORT_BASE_URL_VARIABLE = "TABPIPE_REPORT_BASE_URL"
 METRIC_ROWS = ("accuracy", "precision", "recall", "specificity", "npv", "f1")
 REGRESSION_ROWS = ("mse", "rmse", "mae", "r2")
 
@@ -130,6 +132,7 @@ def run_summary_markdown(
         "",
         markdown_table(metric_rows(metrics["test_metrics"])),
         "",
+        *champion_markdown(metrics.get("champion")),
     ]
     for name in inline_plots:
         if name in plots:
@@ -148,10 +151,64 @@ def html_table(rows: list[dict[str, Any]]) -> str:
     return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def champion_facts(decision: dict[str, Any]) -> list[dict[str, Any]]:
+    """The champion decision's numbers as metric/value rows (those the decision has)."""
+    names = (
+        "metric",
+        "outcome",
+        "note",
+        "compared_with",
+        "new_score",
+        "champion_score",
+        "difference",
+        "ci_low",
+        "ci_high",
+        "n_boot",
+        "n_rows",
+        "seed",
+    )
+    return [{"item": name, "value": decision[name]} for name in names if name in decision]
+
+
+def champion_markdown(decision: dict[str, Any] | None) -> list[str]:
+    if not decision:
+        return []
+    verdict = "becomes champion" if decision.get("becomes_champion") else "champion unchanged"
+    return [
+        "## Champion",
+        "",
+        f"**{verdict}**: {decision.get('reason', '')}",
+        "",
+        markdown_table(champion_facts(decision)),
+        "",
+    ]
+
+
+def champion_html(decision: dict[str, Any] | None) -> str:
+    if not decision:
+        return ""
+    verdict = "Becomes champion" if decision.get("becomes_champion") else "Champion unchanged"
+    return (
+        f'<h2>Champion</h2><p id="champion"><b>{verdict}</b>: '
+        f"{html.escape(str(decision.get('reason', '')))}</p>"
+        f"{html_table(champion_facts(decision))}"
+    )
+
+
+def report_url(run_dir: Path) -> str:
+    """Where a browser opens the report: the `tabpipe api` URL when TABPIPE_REPORT_BASE_URL is
+    set (the Prefect UI cannot open file:// links), else the file itself."""
+    base = os.environ.get(REPORT_BASE_URL_VARIABLE, "").rstrip("/")
+    if base:
+        return f"{base}/runs/{run_dir.name}/report.html"
+    return (run_dir / "report.html").resolve().as_uri()
+
+
 REPORT_STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;
-text-align:left}th{background:#f3f3f3}img{max-width:48%;margin:1%;border:1px solid #eee}
+text-align:left}th{background:#f3f3f3}figure{display:inline-block;width:48%;margin:1%}
+img{max-width:100%;border:1px solid #eee}figcaption{text-align:center;color:#555}
 .failed{color:#b00}
 """
 
@@ -171,7 +228,8 @@ def report_html(
     ]
     dropped = [{"column": c, "reason": r} for c, r in profile.get("dropped_columns", {}).items()]
     images = "".join(
-        f'<img alt="{html.escape(name)}" src="{png_data_uri(path)}">'
+        f'<figure><img alt="{html.escape(name)}" src="{png_data_uri(path)}">'
+        f"<figcaption>{html.escape(name.replace('_', ' '))}</figcaption></figure>"
         for name, path in plots.items()
     )
     title = f"tabpipe run {html.escape(manifest['run_id'])}"
@@ -188,7 +246,8 @@ CV score {format_value(best["cv_score"])}.</p>
 <h2>Test metrics</h2>
 <p>Decision threshold: {html.escape(threshold_text(metrics["test_metrics"]))}.
 Leakage audit: {html.escape(leakage_line(metrics))}.</p>
-{html_table(metric_rows(metrics["test_metrics"]))}
+<div id="test-metrics">{html_table(metric_rows(metrics["test_metrics"]))}</div>
+{champion_html(metrics.get("champion"))}
 <h2>Leaderboard</h2>
 {html_table(leaderboard)}
 <h2>Dataset profile</h2>

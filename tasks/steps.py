@@ -17,8 +17,9 @@ from prefect.cache_policies import NO_CACHE
 from schemas.infer import infer_schema, load_schema
 from tasks.artifacts import publish_validation_failures
 from tasks.audit import audit_leakage
+from tasks.champion import judge_against_champion
 from tasks.config import RunConfig
-from tasks.data import LoadedTable, read_table
+from tasks.data import LoadedTable, file_sha256, read_table
 from tasks.evaluate import (
     pipeline_of,
     predict_test,
@@ -34,6 +35,7 @@ from tasks.pipeline import (
     family_for,
     resolve_rebalancing,
 )
+from tasks.predict import RunModel, load_run_model, predict_rows, write_predictions_file
 from tasks.profile import DataProfile, profile_frame
 from tasks.rundir import RunDir
 from tasks.search import FamilyResult, build_scorer, search_family
@@ -197,3 +199,50 @@ def explain_model(
         seed,
     )
     return summary, plots
+
+
+@task(name="champion", cache_policy=NO_CACHE, persist_result=False)
+def compare_with_champion(
+    config: RunConfig,
+    run: RunDir,
+    metrics: dict[str, Any],
+    predictions: pd.DataFrame,
+    split: DataSplit,
+) -> dict[str, Any]:
+    """Paired bootstrap against the dataset's champion on this run's test rows."""
+    return judge_against_champion(
+        config.runs_dir,
+        config.dataset_name,
+        run.run_id,
+        metrics,
+        predictions,
+        split.X_test,
+        config.seed,
+        {
+            "data_sha256": file_sha256(config.data),
+            "seed": config.seed,
+            "test_size": config.split.test_size,
+        },
+    )
+
+
+@task(name="load-model", cache_policy=NO_CACHE, persist_result=False)
+def load_model(reference: str, runs_dir: Path, trust: bool) -> RunModel:
+    """The saved model after its hash and location checks, with its training schema."""
+    return load_run_model(reference, runs_dir, trust)
+
+
+@task(name="predict", cache_policy=NO_CACHE, persist_result=False)
+def predict_new_rows(run_model: RunModel, table: LoadedTable) -> pd.DataFrame:
+    """Validate new rows with the training schema, then predict; failures go to the UI too."""
+    try:
+        return predict_rows(run_model, table.frame, str(table.path))
+    except ValidationFailed as failure:
+        publish_validation_failures(failure.failure_cases, str(table.path))
+        raise
+
+
+@task(name="write-predictions", cache_policy=NO_CACHE, persist_result=False)
+def write_batch_predictions(predictions: pd.DataFrame, path: Path) -> Path:
+    """The predictions file (CSV or Parquet by suffix)."""
+    return write_predictions_file(predictions, path)
