@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.serve import add_serve_parser
+
 USER_ERROR_EXIT = 2
 LEADERBOARD_COLUMNS = ("family", "status", "cv_score", "best_params", "fit_seconds")
 # Quiet, offline Prefect defaults (see ../shared/STACK.md); the user's environment wins.
@@ -163,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="Show tracebacks and Prefect logs.")
     commands = parser.add_subparsers(dest="command", required=True)
     add_train_parser(commands)
+    add_serve_parser(commands)
     return parser
 
 
