@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from prefect.schedules import Schedule
 
 DEFAULT_CONFIGS_DIR = Path("configs")
+FLOW_NAME = "train"
 HEALTH_TIMEOUT_SECONDS = 5.0
 
 
@@ -100,11 +101,32 @@ def require_server() -> str:
     return api_url
 
 
+def refuse_work_pool_deployments(names: list[str]) -> None:
+    """Serving over a deployment `prefect deploy` gave to a work pool leaves a hybrid whose runs
+    crash (the upsert drops its code location), so name the conflict instead."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        for name in names:
+            try:
+                existing = client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
+            except ObjectNotFound:
+                continue
+            if existing.work_pool_name:
+                raise ConfigError(
+                    f"Deployment '{FLOW_NAME}/{name}' runs on work pool "
+                    f"'{existing.work_pool_name}' (from `prefect deploy`); serve it only after "
+                    f"`prefect deployment delete {FLOW_NAME}/{name}`."
+                )
+
+
 def command_serve(args: argparse.Namespace) -> int:
     from prefect import serve
 
     deployments = build_deployments(args.configs_dir)
     require_server()
+    refuse_work_pool_deployments([deployment.name for deployment in deployments])
     # Runner handles SIGTERM itself: it stops polling, cancels its runs and pauses the schedules.
     serve(*deployments, limit=args.limit, query_seconds=args.poll_seconds)
     return 0

@@ -396,3 +396,58 @@ def test_interval_schedule_runs_on_its_own_and_sigterm_stops_serving(
     # The runner pauses its schedules when it stops, so no runs pile up while nobody serves.
     paused = deployment(prefect_server, "ticking")
     assert paused is not None and paused["paused"] is True
+
+
+def test_prefect_yaml_deploys_to_a_process_worker(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    """README's three commands: create the pool, deploy prefect.yaml, start a worker."""
+    prefect = [str(PREFECT_BIN), "--no-prompt"]
+    env = {**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    for command in (["work-pool", "create", "tabpipe", "--type", "process"], ["deploy", "--all"]):
+        done = subprocess.run(
+            [*prefect, *command], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    penguins = deployment(prefect_server, "penguins")
+    assert penguins is not None and penguins["work_pool_name"] == "tabpipe"
+    assert penguins["parameters"] == {"params": {"config": "configs/penguins.yaml"}}
+    serving_too = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "serve"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert serving_too.returncode == 2  # serving over a work-pool deployment would break it
+    assert "prefect deployment delete train/" in " ".join(serving_too.stderr.split())
+
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [*prefect, "worker", "start", "--pool", "tabpipe"],
+            cwd=tmp_path,  # the deployment's pull step, not the worker's folder, finds the code
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        small = ["models=[logistic_regression]", "split.cv_folds=2", f"runs_dir={tmp_path}"]
+        params = {"params": {"config": "configs/penguins.yaml", "overrides": small}}
+        with prefect_server.client() as client:
+            created = client.post(
+                f"/deployments/{penguins['id']}/create_flow_run", json={"parameters": params}
+            )
+        run_id = created.raise_for_status().json()["id"]
+
+        def finished() -> dict[str, Any] | None:
+            run = flow_run(prefect_server, run_id)
+            return run if run["state_type"] in FINAL_STATES else None
+
+        run = wait_for(finished, RUN_FINISH_SECONDS, "the worker's flow run", log)
+    finally:
+        stop_process(worker)
+    assert run["state_type"] == "COMPLETED", log_tail(log)
+    run_dir = run_dir_of(tmp_path, run_id)
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
