@@ -61,11 +61,11 @@ class SearchProgress:
 
 def publish_leaderboard(rows: list[dict[str, Any]], dataset: str) -> None:
     """Rows best first; the description names the best family, so the run's Artifacts tab does."""
-    best = f"best {rows[0]['family']} of " if rows else ""
+    best = f"best {rows[0]['family']} " if rows else ""
     create_table_artifact(
         key=LEADERBOARD_KEY,
         table=rows,
-        description=f"{dataset}: {best}{len(rows)} model families by cross-validated score",
+        description=f"{dataset}: {best}({len(rows)} searched), by cross-validated score",
     )
 
 

@@ -22,7 +22,11 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from prefect.client.base import PrefectHttpxSyncClient
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from flows.serve import refuse_work_pool_deployments
+from tasks.config import ConfigError
 from tests.conftest import PROJECT_ROOT, make_frame
 
 pytestmark = pytest.mark.e2e
@@ -92,7 +96,8 @@ class PrefectServer:
         return self.api_url.removesuffix("/api")
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api_url, timeout=30)
+        """REST calls that retry a 503 (SQLite busy under load) as Prefect's own client does."""
+        return PrefectHttpxSyncClient(base_url=self.api_url, timeout=30, raise_on_all_errors=False)
 
 
 @pytest.fixture(scope="session")
@@ -154,7 +159,7 @@ class Project:
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """Tiny data and configs: `tiny` trains, `broken` fails validation, `ticking` runs every 5 s."""
+    """Tiny data and configs: `broken` fails validation, `ticking` runs each minute."""
     root = tmp_path_factory.mktemp("project")
     tiny = root / "tiny.csv"
     make_frame(n_rows=80, seed=1).to_csv(tiny, index=False)
@@ -170,17 +175,19 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
         "ticking",
         tiny,
         project.runs_dir("ticking"),
-        extra="schedule:\n  interval_seconds: 5\n",
+        extra='schedule:\n  cron: "* * * * *"\n',
     )
     return project
 
 
-def start_serving(server: PrefectServer, configs_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_serving(
+    server: PrefectServer, configs_dir: Path, log: Path, limit: int = 1
+) -> subprocess.Popen[bytes]:
     """`tabpipe serve` from the project root (the deployments' entrypoint is flows/train.py)."""
     command = [sys.executable, "-m", "flows.cli", "serve", "--configs-dir", str(configs_dir)]
     with log.open("wb") as out:
         return subprocess.Popen(
-            [*command, "--poll-seconds", "1"],
+            [*command, "--poll-seconds", "1", "--limit", str(limit)],
             cwd=PROJECT_ROOT,
             env=server.env,
             stdout=out,
@@ -194,17 +201,27 @@ def deployment(server: PrefectServer, name: str) -> dict[str, Any] | None:
     return response.json() if response.status_code == 200 else None
 
 
+@dataclass(frozen=True)
+class Serving:
+    log: Path
+    scheduled: subprocess.Popen[bytes]
+    scheduled_log: Path
+
+
 @pytest.fixture(scope="session")
-def served(prefect_server: PrefectServer, project: Project) -> Iterator[Path]:
-    """`tabpipe serve` over the tiny configs, for the session; yields its log file."""
-    log = project.root / "serve.log"
-    process = start_serving(prefect_server, project.configs_dir, log)
+def serving(prefect_server: PrefectServer, project: Project) -> Iterator[Serving]:
+    """Two `tabpipe serve` processes: the tiny configs (runs started through the API), and the
+    every-minute `ticking` config, started early so its wait overlaps the other tests."""
+    log, scheduled_log = project.root / "serve.log", project.root / "serve-scheduled.log"
+    served = start_serving(prefect_server, project.configs_dir, log, limit=2)
+    scheduled = start_serving(prefect_server, project.scheduled_configs_dir, scheduled_log)
     try:
         for name in ("tiny", "broken"):
             wait_for(lambda n=name: deployment(prefect_server, n), 120, f"deployment {name}", log)
-        yield log
+        yield Serving(log, scheduled, scheduled_log)
     finally:
-        stop_process(process)
+        stop_process(served)
+        stop_process(scheduled)
 
 
 def flow_run(server: PrefectServer, flow_run_id: str) -> dict[str, Any]:
@@ -212,19 +229,24 @@ def flow_run(server: PrefectServer, flow_run_id: str) -> dict[str, Any]:
         return dict(client.get(f"/flow_runs/{flow_run_id}").raise_for_status().json())
 
 
-def run_deployment(server: PrefectServer, name: str, log: Path) -> dict[str, Any]:
-    """Start a run of train/<name> through the REST API and wait for its final state."""
+def start_flow_run(
+    server: PrefectServer, name: str, parameters: dict[str, Any] | None = None
+) -> str:
+    """Start a run of train/<name> through the REST API, as the UI's Run button does."""
     target = deployment(server, name)
-    assert target is not None
+    assert target is not None, f"no deployment train/{name}"
+    body = {} if parameters is None else {"parameters": parameters}
     with server.client() as client:
-        created = client.post(f"/deployments/{target['id']}/create_flow_run", json={})
-    run_id = created.raise_for_status().json()["id"]
+        created = client.post(f"/deployments/{target['id']}/create_flow_run", json=body)
+    return str(created.raise_for_status().json()["id"])
 
+
+def wait_until_finished(server: PrefectServer, flow_run_id: str, log: Path) -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
-        run = flow_run(server, run_id)
+        run = flow_run(server, flow_run_id)
         return run if run["state_type"] in FINAL_STATES else None
 
-    return dict(wait_for(finished, RUN_FINISH_SECONDS, f"flow run of train/{name}", log))
+    return dict(wait_for(finished, RUN_FINISH_SECONDS, f"flow run {flow_run_id}", log))
 
 
 def run_dir_of(runs_dir: Path, flow_run_id: str) -> Path:
@@ -251,14 +273,26 @@ class FinishedRun:
 
 
 @pytest.fixture(scope="session")
-def tiny_run(prefect_server: PrefectServer, project: Project, served: Path) -> FinishedRun:
-    run = run_deployment(prefect_server, "tiny", served)
-    assert run["state_type"] == "COMPLETED", log_tail(served)
-    return FinishedRun(
-        run,
-        run_dir_of(project.runs_dir("tiny"), run["id"]),
-        artifacts_by_key(prefect_server, run["id"]),
-    )
+def served_runs(
+    prefect_server: PrefectServer, project: Project, serving: Serving
+) -> dict[str, FinishedRun]:
+    """A run of train/tiny and one of train/broken, started together, each to its final state."""
+    run_ids = {name: start_flow_run(prefect_server, name) for name in ("tiny", "broken")}
+    finished = {}
+    for name, run_id in run_ids.items():
+        run = wait_until_finished(prefect_server, run_id, serving.log)
+        finished[name] = FinishedRun(
+            run,
+            run_dir_of(project.runs_dir(name), run_id),
+            artifacts_by_key(prefect_server, run_id),
+        )
+    return finished
+
+
+@pytest.fixture(scope="session")
+def tiny_run(served_runs: dict[str, FinishedRun], serving: Serving) -> FinishedRun:
+    assert served_runs["tiny"].flow_run["state_type"] == "COMPLETED", log_tail(serving.log)
+    return served_runs["tiny"]
 
 
 def test_served_run_artifacts_match_the_run_directory(tiny_run: FinishedRun) -> None:
@@ -295,7 +329,7 @@ def test_served_run_is_named_tagged_and_has_a_task_per_family(
 
 
 def test_deployments_have_a_prefilled_form_and_their_configs_schedule(
-    prefect_server: PrefectServer, project: Project, served: Path
+    prefect_server: PrefectServer, project: Project, serving: Serving
 ) -> None:
     tiny = deployment(prefect_server, "tiny")
     assert tiny is not None
@@ -306,17 +340,17 @@ def test_deployments_have_a_prefilled_form_and_their_configs_schedule(
 
 
 def test_failed_validation_publishes_every_failure_case(
-    prefect_server: PrefectServer, project: Project, served: Path
+    served_runs: dict[str, FinishedRun],
 ) -> None:
-    run = run_deployment(prefect_server, "broken", served)
-    assert run["state_type"] == "FAILED"
-    run_dir = run_dir_of(project.runs_dir("broken"), run["id"])
-    artifact = artifacts_by_key(prefect_server, run["id"])["validation-failures"]
+    broken = served_runs["broken"]
+    assert broken.flow_run["state_type"] == "FAILED"
     cases = pd.read_csv(
-        run_dir / "validation" / "failure_cases.csv", dtype=str, keep_default_na=False
+        broken.run_dir / "validation" / "failure_cases.csv", dtype=str, keep_default_na=False
     )
+    artifact = broken.artifacts["validation-failures"]
     assert json.loads(artifact["data"]) == cases.to_dict(orient="records")
     assert set(cases["column"]) == {"x1"}
+    assert "leaderboard" not in broken.artifacts
 
 
 def chromium() -> str:
@@ -374,80 +408,70 @@ def deployment_runs(server: PrefectServer, deployment_id: str) -> list[dict[str,
     return list(response.raise_for_status().json())
 
 
-def test_interval_schedule_runs_on_its_own_and_sigterm_stops_serving(
-    prefect_server: PrefectServer, project: Project
+def test_cron_schedule_runs_on_its_own_and_sigterm_stops_serving(
+    prefect_server: PrefectServer, project: Project, serving: Serving
 ) -> None:
-    log = project.root / "serve-scheduled.log"
-    process = start_serving(prefect_server, project.scheduled_configs_dir, log)
-    try:
-        ticking = wait_for(lambda: deployment(prefect_server, "ticking"), 120, "deployment", log)
-        assert ticking["schedules"][0]["schedule"]["interval"] == 5.0
+    log = serving.scheduled_log
+    ticking = wait_for(lambda: deployment(prefect_server, "ticking"), 120, "deployment", log)
+    assert ticking["schedules"][0]["schedule"]["cron"] == "* * * * *"
 
-        def completed_run() -> dict[str, Any] | None:
-            runs = deployment_runs(prefect_server, ticking["id"])
-            return next((r for r in runs if r["state_type"] == "COMPLETED"), None)
+    def completed_run() -> dict[str, Any] | None:
+        runs = deployment_runs(prefect_server, ticking["id"])
+        return next((r for r in runs if r["state_type"] == "COMPLETED"), None)
 
-        run = wait_for(completed_run, RUN_FINISH_SECONDS, "a scheduled run", log)
-        assert "auto-scheduled" in run["tags"]
-        assert run_dir_of(project.runs_dir("ticking"), run["id"]).is_dir()
-    finally:
-        exit_code = stop_process(process)
-    assert exit_code == 0, log_tail(log)
+    run = wait_for(completed_run, 60 + RUN_FINISH_SECONDS, "a scheduled run", log)
+    assert "auto-scheduled" in run["tags"]
+    assert run_dir_of(project.runs_dir("ticking"), run["id"]).is_dir()
+
+    assert stop_process(serving.scheduled) == 0, log_tail(log)
     # The runner pauses its schedules when it stops, so no runs pile up while nobody serves.
     paused = deployment(prefect_server, "ticking")
     assert paused is not None and paused["paused"] is True
+
+
+def prefect_cli(server: PrefectServer, *command: str) -> None:
+    done = subprocess.run(
+        [str(PREFECT_BIN), "--no-prompt", *command],
+        cwd=PROJECT_ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_prefect_yaml_deploys_to_a_process_worker(
     prefect_server: PrefectServer, tmp_path: Path
 ) -> None:
     """README's three commands: create the pool, deploy prefect.yaml, start a worker."""
-    prefect = [str(PREFECT_BIN), "--no-prompt"]
-    env = {**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "1"}
-    for command in (["work-pool", "create", "tabpipe", "--type", "process"], ["deploy", "--all"]):
-        done = subprocess.run(
-            [*prefect, *command], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-    penguins = deployment(prefect_server, "penguins")
-    assert penguins is not None and penguins["work_pool_name"] == "tabpipe"
-    assert penguins["parameters"] == {"params": {"config": "configs/penguins.yaml"}}
-    serving_too = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "serve"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert serving_too.returncode == 2  # serving over a work-pool deployment would break it
-    assert "prefect deployment delete train/" in " ".join(serving_too.stderr.split())
-
+    prefect_cli(prefect_server, "work-pool", "create", "tabpipe", "--type", "process")
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [*prefect, "worker", "start", "--pool", "tabpipe"],
+            [str(PREFECT_BIN), "worker", "start", "--pool", "tabpipe"],
             cwd=tmp_path,  # the deployment's pull step, not the worker's folder, finds the code
-            env=env,
+            env={**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
+        prefect_cli(prefect_server, "deploy", "--all")
+        penguins = deployment(prefect_server, "penguins")
+        assert penguins is not None and penguins["work_pool_name"] == "tabpipe"
+        assert penguins["parameters"] == {"params": {"config": "configs/penguins.yaml"}}
+        with (
+            temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}),
+            pytest.raises(ConfigError, match="prefect deployment delete train/penguins"),
+        ):
+            refuse_work_pool_deployments(["penguins"])  # serving it too would break it
+
         small = ["models=[logistic_regression]", "split.cv_folds=2", f"runs_dir={tmp_path}"]
         params = {"params": {"config": "configs/penguins.yaml", "overrides": small}}
-        with prefect_server.client() as client:
-            created = client.post(
-                f"/deployments/{penguins['id']}/create_flow_run", json={"parameters": params}
-            )
-        run_id = created.raise_for_status().json()["id"]
-
-        def finished() -> dict[str, Any] | None:
-            run = flow_run(prefect_server, run_id)
-            return run if run["state_type"] in FINAL_STATES else None
-
-        run = wait_for(finished, RUN_FINISH_SECONDS, "the worker's flow run", log)
+        run_id = start_flow_run(prefect_server, "penguins", params)
+        run = wait_until_finished(prefect_server, run_id, log)
     finally:
         stop_process(worker)
     assert run["state_type"] == "COMPLETED", log_tail(log)
-    run_dir = run_dir_of(tmp_path, run_id)
-    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
+    manifest = json.loads((run_dir_of(tmp_path, run_id) / "manifest.json").read_text())
+    assert manifest["status"] == "completed"

@@ -48,7 +48,7 @@ def test_leaderboard_description_names_the_best_family(monkeypatch: pytest.Monke
     artifacts.publish_leaderboard(rows, "caravan")
     assert calls[0]["key"] == "leaderboard"
     assert calls[0]["table"] == rows
-    assert calls[0]["description"].startswith("caravan: best random_forest of 2 model families")
+    assert calls[0]["description"].startswith("caravan: best random_forest (2 searched)")
 
 
 def test_report_link_points_at_the_report_file(monkeypatch: pytest.MonkeyPatch) -> None:
