@@ -52,8 +52,9 @@ server: $(STAMP)
 	PREFECT_API_URL=http://127.0.0.1:$(SERVER_PORT)/api \
 		$(BIN)/prefect server start --host 127.0.0.1 --port $(SERVER_PORT)
 
+# Served runs report to the server `make server` started, unless PREFECT_API_URL says otherwise.
 serve: $(STAMP)
-	$(BIN)/tabpipe serve
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:$(SERVER_PORT)/api} $(BIN)/tabpipe serve
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -20,6 +20,7 @@ from rich.table import Table
 from flows.metrics_cli import add_metrics_parser
 from flows.replay import add_replay_parser
 from flows.segment_cli import add_segment_parser
+from flows.serve import add_serve_parser
 from flows.serving import add_serving_parsers
 
 USER_ERROR_EXIT = 2
@@ -179,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_metrics_parser(commands)
     add_segment_parser(commands)
     add_serving_parsers(commands)
+    add_serve_parser(commands)
     return parser
 
 

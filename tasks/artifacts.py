@@ -60,10 +60,12 @@ class SearchProgress:
 
 
 def publish_leaderboard(rows: list[dict[str, Any]], dataset: str) -> None:
+    """Rows best first; the description names the best family, so the run's Artifacts tab does."""
+    best = f"best {rows[0]['family']} " if rows else ""
     create_table_artifact(
         key=LEADERBOARD_KEY,
         table=rows,
-        description=f"{dataset}: model families by cross-validated score",
+        description=f"{dataset}: {best}({len(rows)} searched), by cross-validated score",
     )
 
 
@@ -74,8 +76,12 @@ def publish_run_summary(markdown: str, dataset: str) -> None:
 
 
 def publish_report_link(report_url: str, run_dir: Path) -> None:
+    # A file:// link: browsers open it only when pasted into the address bar on that machine.
     create_link_artifact(
-        key=REPORT_LINK_KEY, link=report_url, link_text=f"report of {run_dir.name}"
+        key=REPORT_LINK_KEY,
+        link=report_url,
+        link_text=f"report of {run_dir.name}",
+        description=f"{run_dir.name}: HTML report (a file on the machine that ran the flow)",
     )
 
 
