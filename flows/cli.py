@@ -121,7 +121,9 @@ def print_run_result(run_dir: Path) -> None:
     if metrics["task"] != "regression":
         console.print(f"Decision threshold: {threshold_text(metrics['test_metrics'])}")
     console.print(f"Leakage audit: {leakage_line(metrics)}")
-    if decision := metrics.get("champion"):
+    champion_file = run_dir / "champion.json"
+    decision = json.loads(champion_file.read_text()) if champion_file.is_file() else None
+    if decision:
         verdict = "this run" if decision.get("becomes_champion") else "unchanged"
         console.print(f"Champion of '{metrics['dataset']}': {verdict}: {decision['reason']}")
     console.print(f"Run directory: {run_dir}")

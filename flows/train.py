@@ -189,11 +189,16 @@ def train(params: TrainParameters | None = None) -> str:
             explanations,
             audit["no_leakage_found"],
         )
-        metrics["champion"] = compare_with_champion(config, run, metrics, predictions, split)
         plots = write_run_files(
             run, metrics, results, model, best, predictions, profile, split, audit
         )
         plots.update(explanation_plots)
+        # The champion decision depends on earlier runs, not on this run's inputs: it stays out
+        # of metrics.json (byte-identical for the same data, config and seed).
+        champion = compare_with_champion(config, run, metrics, predictions, split)
+        write_json(run.path("champion.json"), champion)
+        manifest["champion"] = champion
+        summarised = {**metrics, "champion": champion}
         leaderboard = leaderboard_rows(timed_summaries(results))
         manifest.update(
             status="completed",
@@ -201,17 +206,18 @@ def train(params: TrainParameters | None = None) -> str:
             stage_seconds=clock.seconds,
             family_seconds={r.family: round(r.fit_seconds, 3) for r in results},
         )
-        write_report(run, metrics, manifest, profile, plots, leaderboard)
+        write_report(run, summarised, manifest, profile, plots, leaderboard)
         write_json(run.path("leaderboard.json"), leaderboard)
         publish_leaderboard(leaderboard, config.dataset_name)
         publish_run_summary(
-            run_summary_markdown(metrics, run.final, plots, SUMMARY_PLOTS), config.dataset_name
+            run_summary_markdown(summarised, run.final, plots, SUMMARY_PLOTS),
+            config.dataset_name,
         )
         clock.lap("write")
         manifest["stage_seconds"] = clock.seconds
         write_json(run.path("manifest.json"), manifest)
         final = publish_run(run)
-    record_champion(config.runs_dir, metrics["champion"])
+    record_champion(config.runs_dir, champion)
     publish_report_link(report_url(final), final)
     get_run_logger().info("Run complete: %s (best %s)", final, best.family)
     return str(final)

@@ -32,6 +32,6 @@ def test_deployment_matches_its_config(name: str) -> None:
     assert deployment["work_pool"]["name"] == "tabpipe"
     assert deployment["tags"] == deployment_tags(config)
     expected = [] if config.schedule is None else [config.schedule]
-    assert [(s.get("cron"), s.get("interval"), s["timezone"]) for s in deployment["schedules"]] == [
-        (s.cron, s.interval_seconds, s.timezone) for s in expected
-    ]
+    assert [
+        (s.get("cron"), s.get("interval"), s["timezone"]) for s in deployment.get("schedules", [])
+    ] == [(s.cron, s.interval_seconds, s.timezone) for s in expected]

@@ -107,7 +107,7 @@ def recorded_test_rows(run: TrainedRun) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_first_run_became_champion(trained_run: TrainedRun) -> None:
     assert champion_run_id(trained_run.runs_dir, DATASET) == trained_run.run_dir.name
-    decision = json.loads((trained_run.run_dir / "metrics.json").read_text())["champion"]
+    decision = json.loads((trained_run.run_dir / "champion.json").read_text())
     assert decision["outcome"] == "first-champion"
     assert decision["becomes_champion"] is True
     summary = (trained_run.run_dir / "report.html").read_text()
@@ -190,7 +190,7 @@ def test_a_second_identical_run_keeps_the_champion_and_promote_overrides(
 ) -> None:
     crown_copy(run_copy)
     second = train_tiny(run_copy.data, run_copy.runs_dir)
-    decision = json.loads((second / "metrics.json").read_text())["champion"]
+    decision = json.loads((second / "champion.json").read_text())
     assert decision["compared_with"] == run_copy.run_dir.name
     assert decision["outcome"] == "within-noise"
     assert "note" not in decision  # same data, seed and test share: the same test rows

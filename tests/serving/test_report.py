@@ -96,7 +96,9 @@ def test_metric_rows_show_intervals_and_the_default_threshold_when_present() -> 
 
 def test_run_summary_states_the_champion_decision(trained_run: TrainedRun) -> None:
     metrics = json.loads((trained_run.run_dir / "metrics.json").read_text())
-    summary = run_summary_markdown(metrics, trained_run.run_dir, {}, ())
+    assert "champion" not in metrics  # history-dependent, so kept out of metrics.json
+    champion = json.loads((trained_run.run_dir / "champion.json").read_text())
+    summary = run_summary_markdown({**metrics, "champion": champion}, trained_run.run_dir, {}, ())
     assert "## Champion" in summary
     assert "**becomes champion**: the first good run of this dataset." in summary
 
