@@ -17,7 +17,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.contracts import add_init_parser, add_validate_parser
+
 USER_ERROR_EXIT = 2
+MAX_FAILURES_SHOWN = 20
 LEADERBOARD_COLUMNS = ("family", "status", "cv_score", "best_params", "fit_seconds")
 # Quiet, offline Prefect defaults (see ../shared/STACK.md); the user's environment wins.
 PREFECT_DEFAULTS = {
@@ -111,17 +114,31 @@ def print_run_result(run_dir: Path) -> None:
     for name, value in headline_metrics(metrics["test_metrics"]).items():
         scores.add_row(name, format_value(value))
     console.print(scores)
+    print_run_notes(run_dir, metrics)
     console.print(f"Run directory: {run_dir}")
+
+
+def print_run_notes(run_dir: Path, metrics: dict[str, Any]) -> None:
+    """What tabpipe did about the data on its own: encoding, dropped rows and columns, folds."""
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    notes = [*manifest.get("data", {}).get("notes", []), metrics.get("cv_note")]
+    for note in filter(None, notes):
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
 
 
 def print_failure_cases(error: BaseException) -> None:
     cases = getattr(error, "failure_cases", None)
     if cases is None or cases.empty:
         return
-    table = Table(title=f"Validation failures (first 20 of {len(cases)})")
+    shown = (
+        f"first {MAX_FAILURES_SHOWN} of {len(cases)}"
+        if len(cases) > MAX_FAILURES_SHOWN
+        else len(cases)
+    )
+    table = Table(title=f"Validation failures ({shown})")
     for column in cases.columns:
         table.add_column(str(column))
-    for row in cases.head(20).itertuples(index=False):
+    for row in cases.head(MAX_FAILURES_SHOWN).itertuples(index=False):
         table.add_row(*(str(v) for v in row))
     error_console.print(table)
 
@@ -163,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="Show tracebacks and Prefect logs.")
     commands = parser.add_subparsers(dest="command", required=True)
     add_train_parser(commands)
+    add_init_parser(commands)
+    add_validate_parser(commands)
     return parser
 
 
@@ -174,7 +193,7 @@ def run_command(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         if args.debug:
             raise
         print_failure_cases(error)
-        error_console.print(f"[red]error:[/red] {error}", highlight=False)
+        error_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return USER_ERROR_EXIT
 
 

@@ -23,6 +23,7 @@ from tasks.artifacts import (
 from tasks.config import RunConfig, load_config
 from tasks.outputs import build_metrics, timed_summaries, write_report, write_run_files
 from tasks.pipeline import DEFAULT_FAMILIES
+from tasks.profile import profile_summary
 from tasks.report import leaderboard_rows, run_summary_markdown
 from tasks.rundir import (
     RunDir,
@@ -142,6 +143,7 @@ def train(params: TrainParameters | None = None) -> str:
         frame = validate_data(table, config, run)
         clock.lap("validate")
         profile = profile_data(frame, config)
+        manifest["data"].update(profile_summary(profile, table.notes))
         split = split_data(frame, profile, config)
         selection = choose_selection_metric(profile, config.selection_metric)
         folds, cv_note = make_folds(split.y_train, config.split.cv_folds, config.seed)

@@ -62,6 +62,8 @@ def build_metrics(
         "cv_note": cv_note,
         "n_train": len(split.y_train),
         "n_test": len(split.y_test),
+        "dropped_target_rows": profile.dropped_target_rows,
+        "dropped_columns": profile.dropped_columns,
         "families": [family_summary(r) for r in results],
         "best_model": {
             "family": best.family,

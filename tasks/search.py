@@ -22,8 +22,13 @@ from sklearn.model_selection import (
     RandomizedSearchCV,
 )
 
+from tasks.data import DataError
 from tasks.pipeline import rebalancing_name
 from tasks.profile import DataProfile
+
+
+class AllFamiliesFailed(DataError):
+    """No family could be fitted: the grid values or the data are at fault, not tabpipe."""
 
 
 @dataclass(frozen=True)
@@ -194,5 +199,5 @@ def select_best(results: list[FamilyResult]) -> FamilyResult:
     completed = [r for r in results if r.status == "completed" and r.best_score is not None]
     if not completed:
         reasons = "; ".join(f"{r.family}: {r.error}" for r in results)
-        raise RuntimeError(f"Every model family failed ({reasons}).")
+        raise AllFamiliesFailed(f"Every model family failed ({reasons}).")
     return max(completed, key=lambda r: r.best_score or -math.inf)

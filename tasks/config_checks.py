@@ -1,0 +1,57 @@
+"""Config checks that need the model families or the schema: run when a config is loaded,
+so an unknown family, grid parameter or schema is reported before Prefect starts."""
+
+from __future__ import annotations
+
+from schemas.infer import load_schema
+from tasks.config import ConfigError, RunConfig
+from tasks.data import DataError
+from tasks.pipeline import FAMILIES, unknown_grid_parameters
+
+
+def known_families() -> str:
+    return ", ".join(FAMILIES)
+
+
+def check_model_families(config: RunConfig, source: str) -> None:
+    """Every family in `models` and `grids` exists, and every grid key is an estimator parameter."""
+    for position, family in enumerate(config.models):
+        if family not in FAMILIES:
+            raise ConfigError(
+                f"{source}: key 'models.{position}' names an unknown model family '{family}' "
+                f"(known: {known_families()})."
+            )
+    for family, grid in config.grids.items():
+        if family not in FAMILIES:
+            raise ConfigError(
+                f"{source}: key 'grids.{family}' names an unknown model family "
+                f"(known: {known_families()})."
+            )
+        unknown = unknown_grid_parameters(FAMILIES[family], grid)
+        if unknown:
+            estimator = type(FAMILIES[family].build(0)).__name__
+            raise ConfigError(
+                f"{source}: key 'grids.{family}.{unknown[0]}' is not a parameter of {estimator}."
+            )
+
+
+def check_schema(config: RunConfig, source: str) -> None:
+    """The schema reference imports and names a pandera schema."""
+    if config.schema_ref is None:
+        return
+    try:
+        load_schema(config.schema_ref)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: key 'schema': {error}") from error
+
+
+def check_data_file(config: RunConfig) -> None:
+    """A data file that is not there is said before any run starts."""
+    if not config.data.exists():
+        raise DataError(f"Data file '{config.data}' does not exist.")
+
+
+def check_references(config: RunConfig, source: str) -> None:
+    check_data_file(config)
+    check_model_families(config, source)
+    check_schema(config, source)
