@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import PROJECT_ROOT, make_frame
 
 from flows.cli import main
-from conftest import PROJECT_ROOT, make_frame
 
 FAST_TRAIN = ["--set", "models=[logistic_regression]", "--set", "split.cv_folds=2"]
 
@@ -81,19 +82,19 @@ REFUSED_FILES = {
         "failed validation: 1 infinite value(s) in column(s) 'x1'.",
     ),
     "more columns than rows": (
-        lambda path: pd.DataFrame(
-            np.random.default_rng(0).normal(size=(12, 30)), columns=[f"c{i}" for i in range(30)]
-        )
-        .assign(label=["a", "b"] * 6)
-        .to_csv(path, index=False),
+        lambda path: (
+            pd.DataFrame(
+                np.random.default_rng(0).normal(size=(12, 30)), columns=[f"c{i}" for i in range(30)]
+            )
+            .assign(label=["a", "b"] * 6)
+            .to_csv(path, index=False)
+        ),
         "more feature columns (30) than rows with a 'label' value (12)",
     ),
 }
 
 
-def test_missing_file_is_one_sentence(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_missing_file_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = train_cli(capsys, tmp_path / "nowhere.csv", tmp_path / "runs")
     assert code == 2
     assert f"error: Data file '{tmp_path / 'nowhere.csv'}' does not exist." in err
@@ -175,7 +176,10 @@ def test_rows_with_empty_target_are_dropped_and_counted(
 UNUSABLE_COLUMNS = {
     "entirely empty": (lambda n: [np.nan] * n, "every value is empty"),
     "constant": (lambda n: [7] * n, "it holds one constant value"),
-    "identifier-like": (lambda n: list(range(1000, 1000 + n)), "unique per row"),
+    "identifier-like": (
+        lambda n: list(range(1000, 1000 + n)),
+        "it is unique per row, like an identifier",
+    ),
 }
 
 
@@ -285,7 +289,7 @@ def test_config_mistake_names_the_key_before_prefect_starts(
 
 @pytest.mark.e2e
 def test_real_command_line_says_one_sentence_without_traceback(
-    tmp_path: Path, run_cli: Callable[..., object]
+    tmp_path: Path, run_cli: Callable[..., CompletedProcess[str]]
 ) -> None:
     config = write_config(tmp_path, CONFIG_MISTAKES["grid parameter the estimator lacks"][0])
     bad_config = run_cli("train", str(config))
@@ -298,8 +302,8 @@ def test_real_command_line_says_one_sentence_without_traceback(
         (bad_config, "grids.random_forest.max_dept"),
         (bad_file, "is not a text table (it contains binary data)."),
     ]:
-        assert result.returncode == 2, result.stderr  # type: ignore[attr-defined]
-        assert message in " ".join(result.stderr.split())  # type: ignore[attr-defined]
-        assert "Traceback" not in result.stderr  # type: ignore[attr-defined]
+        assert result.returncode == 2, result.stderr
+        assert message in " ".join(result.stderr.split())
+        assert "Traceback" not in result.stderr
     debug = run_cli("--debug", "train", str(config))
-    assert "Traceback" in debug.stderr  # type: ignore[attr-defined]
+    assert "Traceback" in debug.stderr
