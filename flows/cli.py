@@ -147,6 +147,7 @@ def command_train(args: argparse.Namespace) -> int:
     from prefect import tags
 
     from flows.train import TrainParameters, resolve_config, train
+    from tasks.config_checks import check_data_file
 
     params = TrainParameters(
         config=str(args.config) if args.config else None,
@@ -154,7 +155,9 @@ def command_train(args: argparse.Namespace) -> int:
         target=args.target,
         overrides=args.set or [],
     )
-    dataset = resolve_config(params).dataset_name  # config errors surface before Prefect starts
+    config = resolve_config(params)  # config errors surface before Prefect starts
+    check_data_file(config)
+    dataset = config.dataset_name
     with tags("tabpipe", f"dataset:{dataset}"), training_progress():
         run_dir = Path(train(params))
     print_run_result(run_dir)
