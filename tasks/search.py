@@ -144,6 +144,20 @@ def build_search(
     return GridSearchCV(pipeline, grid, **common)
 
 
+def short_error(error: BaseException) -> str:
+    """One line: for sklearn's 'All the fits failed' (which embeds tracebacks), the last line,
+    which is the estimator's own error."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if "fits failed" not in str(error):
+        return f"{type(error).__name__}: {lines[0]}"
+    name, separator, message = lines[-1].partition(": ")
+    if separator and " " not in name:
+        return f"{name.rsplit('.', 1)[-1]}: {message}"
+    return lines[-1]
+
+
 def search_family(
     family: str,
     pipeline: Pipeline,
@@ -169,7 +183,7 @@ def search_family(
         return FamilyResult(
             family,
             "failed",
-            error=f"{type(error).__name__}: {error}",
+            error=short_error(error),
             fit_seconds=time.perf_counter() - started,
         )
     candidates = candidate_rows(family, search.cv_results_)
