@@ -20,15 +20,24 @@ def absolute_schema_ref(reference: str | None) -> str | None:
     return f"{Path(path).resolve()}:{attribute}"
 
 
+def print_notes(notes: list[str]) -> None:
+    for note in notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
+
+
 def command_init(args: argparse.Namespace) -> int:
     from tasks.contracts import write_starter_files
 
     files = write_starter_files(
         args.file, args.target, args.configs_dir, args.schemas_dir, args.name, args.force
     )
-    console.print(f"Wrote {files.schema} (pandera DataFrameModel, inferred: tighten it).")
-    console.print(f"Wrote {files.config} (schema: {files.schema_ref}).")
-    console.print(f"Next: tabpipe validate {files.config}, then tabpipe train {files.config}")
+    print_notes(files.notes)
+    for line in (
+        f"Wrote {files.schema} (pandera DataFrameModel, inferred: tighten it).",
+        f"Wrote {files.config} (schema: {files.schema_ref}).",
+        f"Next: tabpipe validate {files.config}, then tabpipe train {files.config}",
+    ):
+        console.print(line, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -58,8 +67,7 @@ def command_validate(args: argparse.Namespace) -> int:
         report = validate_file(args.data, schema_ref)
     else:
         raise ConfigError("validate needs a CONFIG, or --data FILE (with --schema module:Class).")
-    for note in report.notes:
-        console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
+    print_notes(report.notes)
     console.print(
         f"Data '{report.source}' is valid against schema '{report.schema_name}' "
         f"({report.n_rows} rows, {report.n_columns} columns).",

@@ -25,6 +25,7 @@ class StarterFiles:
     config: Path
     schema: Path
     schema_ref: str
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,11 @@ def write_starter_files(
 ) -> StarterFiles:
     """Infer a schema from the file, write it as a DataFrameModel module and a config using it;
     the config is loaded back, so what init writes is known to load."""
-    table = read_table(data)
-    profile_frame(table.frame, target)  # a target training cannot use is reported now
     name = name or dataset_name_for(data)
+    if not re.fullmatch(r"[0-9A-Za-z_-]+", name):
+        raise ConfigError(f"Name '{name}' may contain only letters, digits, '-' and '_'.")
+    table = read_table(data)
+    profile = profile_frame(table.frame, target)  # a target training cannot use is said now
     class_name = class_name_for(name)
     config_path = configs_dir / f"{name}.yaml"
     schema_path = schemas_dir / f"{name.replace('-', '_')}.py"
@@ -107,7 +110,8 @@ def write_starter_files(
         encoding="utf-8",
     )
     load_config(config_path)
-    return StarterFiles(config_path, schema_path, schema_ref)
+    notes = [*table.notes, *profile_notes(profile)]
+    return StarterFiles(config_path, schema_path, schema_ref, notes)
 
 
 def schema_for(reference: str | None, frame: pd.DataFrame, name: str) -> pa.DataFrameSchema:

@@ -105,10 +105,11 @@ def profile_notes(profile: DataProfile) -> list[str]:
     notes = []
     if profile.dropped_target_rows:
         notes.append(
-            f"{profile.dropped_target_rows} row(s) with an empty '{profile.target}' were dropped."
+            f"{profile.dropped_target_rows} row(s) with an empty '{profile.target}' are left out "
+            "of training."
         )
     for column, reason in profile.dropped_columns.items():
-        notes.append(f"Column '{column}' was left out: {reason}.")
+        notes.append(f"Column '{column}' is left out of the model: {reason}.")
     return notes
 
 

@@ -165,7 +165,7 @@ def test_rows_with_empty_target_are_dropped_and_counted(
     frame.to_csv(data, index=False)
     code, out, _ = train_cli(capsys, data, tmp_path / "runs")
     assert code == 0
-    assert "note: 7 row(s) with an empty 'label' were dropped." in out
+    assert "note: 7 row(s) with an empty 'label' are left out of training." in out
     run = only_run(tmp_path / "runs")
     metrics = json.loads((run / "metrics.json").read_text())
     manifest = json.loads((run / "manifest.json").read_text())
@@ -192,7 +192,7 @@ def test_unusable_column_is_left_out_and_reported(
     make_frame(80).assign(useless=values(80)).to_csv(data, index=False)
     code, out, _ = train_cli(capsys, data, tmp_path / "runs")
     assert code == 0
-    assert f"note: Column 'useless' was left out: {reason}" in out
+    assert f"note: Column 'useless' is left out of the model: {reason}" in out
     run = only_run(tmp_path / "runs")
     metrics = json.loads((run / "metrics.json").read_text())
     assert reason in metrics["dropped_columns"]["useless"]
