@@ -307,3 +307,22 @@ def test_real_command_line_says_one_sentence_without_traceback(
         assert "Traceback" not in result.stderr
     debug = run_cli("--debug", "train", str(config))
     assert "Traceback" in debug.stderr
+
+
+def test_missing_columns_are_named_even_when_pandera_gives_no_column() -> None:
+    from tasks.validation import name_column_checks, summarise_failures
+
+    cases = pd.DataFrame(
+        {
+            "column": [None, "Schema", "x1"],
+            "check": ["column_in_dataframe", "column_in_schema", "in_range(0, 1)"],
+            "failure_case": ["year", "extra", 7.0],
+            "index": [None, None, 4],
+        }
+    )
+    named = name_column_checks(cases)
+    assert named["column"].tolist() == ["year", "extra", "x1"]
+    assert summarise_failures(named, "new.csv") == (
+        "Data 'new.csv' failed validation: missing column(s) 'year'; column(s) 'extra' not in "
+        "the schema; 1 failing value(s) or check(s) in column(s) 'x1'."
+    )
