@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.contracts import add_init_parser, add_validate_parser
 from flows.metrics_cli import add_metrics_parser
 from flows.replay import add_replay_parser
 from flows.segment_cli import add_segment_parser
@@ -24,6 +25,7 @@ from flows.serve import add_serve_parser
 from flows.serving import add_serving_parsers
 
 USER_ERROR_EXIT = 2
+MAX_FAILURES_SHOWN = 20
 LEADERBOARD_COLUMNS = ("family", "status", "cv_score", "best_params", "fit_seconds")
 # Quiet, offline Prefect defaults (see ../shared/STACK.md); the user's environment wins.
 PREFECT_DEFAULTS = {
@@ -126,17 +128,31 @@ def print_run_result(run_dir: Path) -> None:
     if decision:
         verdict = "this run" if decision.get("becomes_champion") else "unchanged"
         console.print(f"Champion of '{metrics['dataset']}': {verdict}: {decision['reason']}")
+    print_run_notes(run_dir, metrics)
     console.print(f"Run directory: {run_dir}")
+
+
+def print_run_notes(run_dir: Path, metrics: dict[str, Any]) -> None:
+    """What tabpipe did about the data on its own: encoding, dropped rows and columns, folds."""
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    notes = [*manifest.get("data", {}).get("notes", []), metrics.get("cv_note")]
+    for note in filter(None, notes):
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
 
 
 def print_failure_cases(error: BaseException) -> None:
     cases = getattr(error, "failure_cases", None)
     if cases is None or cases.empty:
         return
-    table = Table(title=f"Validation failures (first 20 of {len(cases)})")
+    shown = (
+        f"first {MAX_FAILURES_SHOWN} of {len(cases)}"
+        if len(cases) > MAX_FAILURES_SHOWN
+        else len(cases)
+    )
+    table = Table(title=f"Validation failures ({shown})")
     for column in cases.columns:
         table.add_column(str(column))
-    for row in cases.head(20).itertuples(index=False):
+    for row in cases.head(MAX_FAILURES_SHOWN).itertuples(index=False):
         table.add_row(*(str(v) for v in row))
     error_console.print(table)
 
@@ -145,6 +161,7 @@ def command_train(args: argparse.Namespace) -> int:
     from prefect import tags
 
     from flows.train import TrainParameters, resolve_config, train
+    from tasks.config_checks import check_data_file
 
     params = TrainParameters(
         config=str(args.config) if args.config else None,
@@ -152,7 +169,9 @@ def command_train(args: argparse.Namespace) -> int:
         target=args.target,
         overrides=args.set or [],
     )
-    dataset = resolve_config(params).dataset_name  # config errors surface before Prefect starts
+    config = resolve_config(params)  # config errors surface before Prefect starts
+    check_data_file(config)
+    dataset = config.dataset_name
     with tags("tabpipe", f"dataset:{dataset}"), training_progress():
         run_dir = Path(train(params))
     print_run_result(run_dir)
@@ -183,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_segment_parser(commands)
     add_serving_parsers(commands)
     add_serve_parser(commands)
+    add_init_parser(commands)
+    add_validate_parser(commands)
     return parser
 
 
@@ -194,7 +215,7 @@ def run_command(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         if args.debug:
             raise
         print_failure_cases(error)
-        error_console.print(f"[red]error:[/red] {error}", highlight=False)
+        error_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return USER_ERROR_EXIT
 
 

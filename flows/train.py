@@ -25,6 +25,7 @@ from tasks.config import ConfigError, RunConfig, load_config
 from tasks.data import LoadedTable
 from tasks.outputs import build_metrics, timed_summaries, write_report, write_run_files
 from tasks.pipeline import choose_families
+from tasks.profile import profile_summary
 from tasks.registry import record_champion
 from tasks.report import leaderboard_rows, report_url, run_summary_markdown
 from tasks.rundir import (
@@ -160,6 +161,7 @@ def train(params: TrainParameters | None = None) -> str:
         frame = validate_data(table, config, run)
         clock.lap("validate")
         profile = profile_data(frame, config)
+        manifest["data"].update(profile_summary(profile, table.notes))
         split = split_data(frame, profile, config)
         selection = choose_selection_metric(profile, config.selection_metric)
         scorer = build_scorer(selection.metric, profile.positive_label)

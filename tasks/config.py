@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
@@ -184,11 +185,40 @@ def build_config(raw: dict[str, Any], source: str, base_dir: Path | None = None)
     if config.task != "clustering" and not config.target:
         # Only segmentation learns without a target; every other task names its column.
         raise ConfigError(f"{source}: required key 'target' is missing.")
-    if base_dir is None:
-        return config
-    return config.model_copy(
-        update={"data": base_dir / config.data, "runs_dir": base_dir / config.runs_dir}
-    )
+    if base_dir is not None:
+        config = config.model_copy(
+            update={
+                "data": base_dir / config.data,
+                "runs_dir": base_dir / config.runs_dir,
+                "schema_ref": resolve_schema_reference(config.schema_ref, base_dir),
+            }
+        )
+    # Imported here: tasks.pipeline and schemas.infer import this module.
+    from tasks.config_checks import check_references
+
+    check_references(config, source)
+    return config
+
+
+def resolve_schema_reference(reference: str | None, base_dir: Path) -> str | None:
+    """A schema file path ('schemas/x.py:Class') resolves against the project root, like data;
+    so does a dotted module ('schemas.x:Class') whose file is there but not on sys.path."""
+    if not reference or ":" not in reference:
+        return reference
+    module, _, attribute = reference.rpartition(":")
+    if module.endswith(".py"):
+        return f"{base_dir / module}:{attribute}"
+    local_file = base_dir / (module.replace(".", "/") + ".py")
+    if local_file.is_file() and not module_importable(module):
+        return f"{local_file}:{attribute}"
+    return reference
+
+
+def module_importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def load_config(

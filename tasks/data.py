@@ -75,8 +75,16 @@ def read_csv_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
     try:
         frame = pd.read_csv(path, sep=delimiter, encoding=encoding)
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(f"File '{path}' is not a readable table: {error}.") from error
+        raise DataError(
+            f"File '{path}' is not a readable table ({parser_detail(error)})."
+        ) from error
     return frame, notes
+
+
+def parser_detail(error: Exception) -> str:
+    """pandas' parser message on one line, without the C-engine preamble."""
+    detail = " ".join(str(error).split()).removeprefix("Error tokenizing data. C error: ")
+    return detail.rstrip(".")
 
 
 def reject_duplicate_columns(header: list[str], path: Path) -> None:

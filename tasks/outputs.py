@@ -76,6 +76,8 @@ def build_metrics(
         "cv_note": cv_note,
         "n_train": len(split.y_train),
         "n_test": len(split.y_test),
+        "dropped_target_rows": profile.dropped_target_rows,
+        "dropped_columns": profile.dropped_columns,
         "families": [family_summary(r) for r in results],
         "best_model": {
             "family": best.family,
@@ -86,8 +88,6 @@ def build_metrics(
         "test_metrics": test_metrics,
         "calibration_and_importance": explanations,
         "leakage_audit": {"no_leakage_found": no_leakage_found, "details": "leakage_audit.json"},
-        "dropped_target_rows": profile.dropped_target_rows,
-        "dropped_columns": profile.dropped_columns,
     }
 
 

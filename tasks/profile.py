@@ -67,6 +67,15 @@ def column_kinds(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
+def holds_labels_or_integers(series: pd.Series) -> bool:
+    """Identifiers are strings or whole numbers (a schema may have coerced them to float);
+    measured floats are unique per row by nature."""
+    if not pd.api.types.is_float_dtype(series):
+        return True
+    values = series.dropna()
+    return bool(np.isfinite(values).all() and values.mod(1).eq(0).all())
+
+
 def unusable_columns(features: pd.DataFrame) -> dict[str, str]:
     """Columns that cannot help a model, with the reason each is left out."""
     reasons: dict[str, str] = {}
@@ -78,9 +87,42 @@ def unusable_columns(features: pd.DataFrame) -> dict[str, str]:
             reasons[str(column)] = "every value is empty"
         elif distinct == 1 and not series.isna().any():
             reasons[str(column)] = "it holds one constant value"
-        elif n_rows >= 20 and distinct == n_rows and not pd.api.types.is_float_dtype(series):
+        elif n_rows >= 20 and distinct == n_rows and holds_labels_or_integers(series):
             reasons[str(column)] = "it is unique per row, like an identifier"
     return reasons
+
+
+def reject_wide_table(features: pd.DataFrame, target: str) -> None:
+    """More feature columns than labelled rows: nothing can be learned reliably (or it is
+    transposed)."""
+    n_rows, n_columns = features.shape
+    if n_columns > n_rows:
+        raise DataError(
+            f"The data has more feature columns ({n_columns}) than rows with a '{target}' value "
+            f"({n_rows}); a model cannot be fitted reliably (is the table transposed?)."
+        )
+
+
+def profile_notes(profile: DataProfile) -> list[str]:
+    """Sentences for what profiling left out: rows without a target, unusable columns."""
+    notes = []
+    if profile.dropped_target_rows:
+        notes.append(
+            f"{profile.dropped_target_rows} row(s) with an empty '{profile.target}' are left out "
+            "of training."
+        )
+    for column, reason in profile.dropped_columns.items():
+        notes.append(f"Column '{column}' is left out of the model: {reason}.")
+    return notes
+
+
+def profile_summary(profile: DataProfile, load_notes: list[str]) -> dict[str, object]:
+    """What the manifest says about left-out rows and columns, with every note as a sentence."""
+    return {
+        "dropped_target_rows": profile.dropped_target_rows,
+        "dropped_columns": profile.dropped_columns,
+        "notes": [*load_notes, *profile_notes(profile)],
+    }
 
 
 def choose_positive_label(class_counts: dict[str, int], requested: str | None) -> str:
@@ -114,6 +156,7 @@ def profile_frame(
         only = next(iter(class_counts))
         raise DataError(f"Target column '{target}' has a single class ('{only}'); need two.")
     features = frame.loc[labelled].drop(columns=[target, *(drop_columns or [])])
+    reject_wide_table(features, target)
     dropped = unusable_columns(features)
     numeric, categorical = column_kinds(features.drop(columns=list(dropped)))
     resolved_task = infer_task(labels[labelled], task)

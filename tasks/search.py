@@ -24,8 +24,13 @@ from sklearn.model_selection import (
 from threadpoolctl import threadpool_limits
 
 from tasks.config import ConfigError
+from tasks.data import DataError
 from tasks.pipeline import rebalancing_name
 from tasks.profile import DataProfile
+
+
+class AllFamiliesFailed(DataError):
+    """No family could be fitted: the grid values or the data are at fault, not tabpipe."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,20 @@ def build_search(
     return GridSearchCV(pipeline, grid, **common)
 
 
+def short_error(error: BaseException) -> str:
+    """One line: for sklearn's 'All the fits failed' (which embeds tracebacks), the last line,
+    which is the estimator's own error."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if "fits failed" not in str(error):
+        return f"{type(error).__name__}: {lines[0]}"
+    name, separator, message = lines[-1].partition(": ")
+    if separator and " " not in name:
+        return f"{name.rsplit('.', 1)[-1]}: {message}"
+    return lines[-1]
+
+
 def search_family(
     family: str,
     pipeline: Pipeline,
@@ -201,7 +220,7 @@ def search_family(
         return FamilyResult(
             family,
             "failed",
-            error=f"{type(error).__name__}: {error}",
+            error=short_error(error),
             fit_seconds=time.perf_counter() - started,
         )
     candidates = candidate_rows(family, search.cv_results_)
@@ -231,5 +250,5 @@ def select_best(results: list[FamilyResult]) -> FamilyResult:
     completed = [r for r in results if r.status == "completed" and r.best_score is not None]
     if not completed:
         reasons = "; ".join(f"{r.family}: {r.error}" for r in results)
-        raise RuntimeError(f"Every model family failed ({reasons}).")
+        raise AllFamiliesFailed(f"Every model family failed ({reasons}).")
     return max(completed, key=lambda r: r.best_score or -math.inf)

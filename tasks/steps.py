@@ -44,7 +44,19 @@ from tasks.threshold import tune_threshold
 from tasks.validation import ValidationFailed, validate_frame, write_failure_cases
 
 
-@task(name="load", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, persist_result=False)
+def retry_on_os_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry what a flaky disk or share can cause; a user's bad file fails at once."""
+    return isinstance(state.result(raise_on_failure=False), OSError)
+
+
+@task(
+    name="load",
+    retries=2,
+    retry_delay_seconds=1,
+    retry_condition_fn=retry_on_os_error,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def load_data(path: Path) -> LoadedTable:
     """Read the data file (CSV or Parquet)."""
     return read_table(path)
@@ -57,7 +69,14 @@ def resolve_schema(config: RunConfig, frame: pd.DataFrame) -> pa.DataFrameSchema
     return infer_schema(frame, name=f"{config.dataset_name}_inferred")
 
 
-@task(name="validate", cache_policy=NO_CACHE, persist_result=False)
+@task(
+    name="validate",
+    retries=2,
+    retry_delay_seconds=1,
+    retry_condition_fn=retry_on_os_error,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def validate_data(table: LoadedTable, config: RunConfig, run: RunDir) -> pd.DataFrame:
     """Validate lazily; on failure write every failure case to the run and the UI, then raise."""
     schema = resolve_schema(config, table.frame)
@@ -67,7 +86,8 @@ def validate_data(table: LoadedTable, config: RunConfig, run: RunDir) -> pd.Data
     except ValidationFailed as failure:
         write_failure_cases(failure.failure_cases, run.path("validation", "failure_cases.csv"))
         publish_validation_failures(failure.failure_cases, str(table.path))
-        raise
+        where = "Every failure is listed in validation/failure_cases.csv of the run."
+        raise ValidationFailed(f"{failure} {where}", failure.failure_cases) from None
 
 
 @task(name="profile", cache_policy=NO_CACHE, persist_result=False)

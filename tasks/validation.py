@@ -12,6 +12,9 @@ import pandera.pandas as pa
 from tasks.data import DataError, compact_strings
 
 FAILURE_COLUMNS = ["column", "check", "failure_case", "index"]
+# pandera's checks that a column is there (or is allowed); failure_case holds its name.
+FINITE_CHECK = "finite"
+COLUMN_CHECKS = ("column_in_dataframe", "column_in_schema")
 
 
 class ValidationFailed(DataError):
@@ -31,7 +34,7 @@ def infinite_value_cases(frame: pd.DataFrame) -> pd.DataFrame:
             rows.append(
                 {
                     "column": column,
-                    "check": "finite",
+                    "check": FINITE_CHECK,
                     "failure_case": frame.at[index, column],
                     "index": index,
                 }
@@ -39,28 +42,60 @@ def infinite_value_cases(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
 
 
+def quoted_list(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(f"'{name}'" for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def summarise_failures(failure_cases: pd.DataFrame, source: str) -> str:
-    """One sentence: how many checks failed, on which columns."""
-    columns = [str(c) for c in dict.fromkeys(failure_cases["column"].fillna("(table)"))]
-    shown = ", ".join(f"'{c}'" for c in columns[:6]) + (" and more" if len(columns) > 6 else "")
-    return (
-        f"Data '{source}' failed validation: {len(failure_cases)} failing value(s) or check(s) in "
-        f"column(s) {shown}; see validation/failure_cases.csv."
-    )
+    """One sentence: which columns are missing or unexpected, which hold failing values."""
+    missing = failure_cases["check"].eq(COLUMN_CHECKS[0])
+    unexpected = failure_cases["check"].eq(COLUMN_CHECKS[1])
+    parts = []
+    if missing.any():
+        names = [str(c) for c in dict.fromkeys(failure_cases.loc[missing, "failure_case"])]
+        parts.append(f"missing column(s) {quoted_list(names)}")
+    if unexpected.any():
+        names = [str(c) for c in dict.fromkeys(failure_cases.loc[unexpected, "failure_case"])]
+        parts.append(f"column(s) {quoted_list(names)} not in the schema")
+    infinite = failure_cases["check"].eq(FINITE_CHECK)
+    if infinite.any():
+        columns = [str(c) for c in dict.fromkeys(failure_cases.loc[infinite, "column"])]
+        parts.append(f"{int(infinite.sum())} infinite value(s) in column(s) {quoted_list(columns)}")
+    values = failure_cases.loc[~missing & ~unexpected & ~infinite]
+    if not values.empty:
+        columns = [str(c) for c in dict.fromkeys(values["column"].fillna("(table)"))]
+        parts.append(
+            f"{len(values)} failing value(s) or check(s) in column(s) {quoted_list(columns)}"
+        )
+    return f"Data '{source}' failed validation: {'; '.join(parts)}."
+
+
+def name_column_checks(failure_cases: pd.DataFrame) -> pd.DataFrame:
+    """A missing or unexpected column is reported on the schema; name the column instead."""
+    about_columns = failure_cases["check"].isin(COLUMN_CHECKS)
+    named = failure_cases["column"].where(~about_columns, failure_cases["failure_case"])
+    return failure_cases.assign(column=named)
 
 
 def validate_frame(frame: pd.DataFrame, schema: pa.DataFrameSchema, source: str) -> pd.DataFrame:
     """The frame coerced to the schema, low-cardinality strings as categoricals; or
-    ValidationFailed with every failure case."""
+    ValidationFailed with every failure case (infinite values named as such)."""
+    infinite = infinite_value_cases(frame)
     try:
         validated = schema.validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as errors:
-        cases = errors.failure_cases.reindex(columns=FAILURE_COLUMNS)
+        cases = name_column_checks(errors.failure_cases.reindex(columns=FAILURE_COLUMNS))
+        cases = pd.concat([cases[~cases["failure_case"].map(is_infinite)], infinite])
         raise ValidationFailed(summarise_failures(cases, source), cases) from None
-    infinite = infinite_value_cases(validated)
     if not infinite.empty:
         raise ValidationFailed(summarise_failures(infinite, source), infinite)
     return compact_strings(validated)
+
+
+def is_infinite(value: object) -> bool:
+    """A failure case that is +/-inf (reported once, by the finite check)."""
+    return isinstance(value, float | np.floating) and bool(np.isinf(value))
 
 
 def write_failure_cases(failure_cases: pd.DataFrame, path: Path) -> Path:

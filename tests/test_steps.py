@@ -168,5 +168,5 @@ def test_a_failing_family_is_recorded_and_select_skips_it(binary_frame: pd.DataF
     assert failed.status == "failed"
     good = FamilyResult("knn", "completed", best_score=0.7)
     assert select_best([failed, good]) is good
-    with pytest.raises(RuntimeError, match="Every model family failed"):
+    with pytest.raises(DataError, match="Every model family failed"):
         select_best([failed])

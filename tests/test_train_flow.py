@@ -169,7 +169,7 @@ def test_a_failed_run_says_so_in_its_manifest(
     config = write_config(tmp_path, tiny_data, target="no_such_column")
     with pytest.raises(DataError, match="no_such_column"):
         train(TrainParameters(config=str(config)))
-    (run,) = (tmp_path / "runs").iterdir()
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "failed"
     assert "no_such_column" in manifest["error"]
