@@ -42,6 +42,11 @@ def one_vs_rest(classes: list[str], positive_label: str | None) -> list[str]:
     return [positive_label] if positive_label is not None else classes
 
 
+def curve_legend_title(positive_label: str | None) -> str:
+    """Curves are one-vs-rest, so the legend names the positive class of each."""
+    return f"positive class '{positive_label}'" if positive_label else "each class vs the rest"
+
+
 def draw_roc(
     ax: Axes,
     y_true: pd.Series,
@@ -58,7 +63,12 @@ def draw_roc(
             name=str(label),
             plot_chance_level=label == one_vs_rest(classes, positive_label)[-1],
         )
-    ax.set_title("ROC curve (test set)")
+    ax.set(
+        xlabel="False positive rate",
+        ylabel="True positive rate (recall)",
+        title="ROC curve (test set)",
+    )
+    ax.legend(title=curve_legend_title(positive_label), fontsize="small")
 
 
 def draw_precision_recall(
@@ -77,7 +87,8 @@ def draw_precision_recall(
             name=str(label),
             plot_chance_level=True,
         )
-    ax.set_title("Precision-recall curve (test set)")
+    ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall curve (test set)")
+    ax.legend(title=curve_legend_title(positive_label), fontsize="small")
 
 
 def draw_cv_scores(ax: Axes, cv_results: pd.DataFrame, metric: str) -> None:
