@@ -129,7 +129,8 @@ def print_failure_cases(error: BaseException) -> None:
 def command_train(args: argparse.Namespace) -> int:
     from prefect import tags
 
-    from flows.train import TrainParameters, resolve_config, train
+    from flows.cluster import api_shared_with_workers, train_flow
+    from flows.train import TrainParameters, resolve_config
 
     params = TrainParameters(
         config=str(args.config) if args.config else None,
@@ -138,7 +139,12 @@ def command_train(args: argparse.Namespace) -> int:
         overrides=args.set or [],
     )
     dataset = resolve_config(params).dataset_name  # config errors surface before Prefect starts
-    with tags("tabpipe", f"dataset:{dataset}"), training_progress():
+    train = train_flow(args.dask_address)
+    with (
+        tags("tabpipe", f"dataset:{dataset}"),
+        api_shared_with_workers(args.dask_address),
+        training_progress(),
+    ):
         run_dir = Path(train(params))
     print_run_result(run_dir)
     return 0
@@ -154,6 +160,11 @@ def add_train_parser(commands: Any) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="Override a config field, e.g. --set split.cv_folds=3.",
+    )
+    parser.add_argument(
+        "--dask-address",
+        metavar="tcp://HOST:PORT",
+        help="Run the model-family searches on an existing Dask cluster (its scheduler).",
     )
     parser.set_defaults(handler=command_train)
 

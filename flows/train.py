@@ -169,6 +169,7 @@ def train(params: TrainParameters | None = None) -> str:
             ended_at=utc_now(),
             stage_seconds=clock.seconds,
             family_seconds={r.family: round(r.fit_seconds, 3) for r in results},
+            family_workers={r.family: r.worker for r in results if r.worker},
         )
         leaderboard = leaderboard_rows(timed_summaries(results))
         write_report(run, metrics, manifest, profile, plots, leaderboard)

@@ -45,6 +45,7 @@ class FamilyResult:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     estimator: Pipeline | None = None
+    worker: str | None = None  # the Dask worker that ran the search; None when run locally
 
 
 def choose_selection_metric(profile: DataProfile, override: str | None) -> SelectionChoice:

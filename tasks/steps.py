@@ -6,6 +6,7 @@ persistence (it would pickle them to disk). Tests call the plain functions these
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from schemas.infer import infer_schema, load_schema
 from tasks.artifacts import publish_validation_failures
+from tasks.cluster import cv_parallelism, dask_worker_address
 from tasks.config import RunConfig
 from tasks.data import LoadedTable, read_table
 from tasks.evaluate import metrics_from_predictions, predict_test
@@ -97,19 +99,21 @@ def search_model_family(
     pipeline = build_pipeline(
         spec, profile.numeric_columns, profile.categorical_columns, config.impute, config.seed
     )
-    return search_family(
-        family,
-        pipeline,
-        grid,
-        split.X_train,
-        split.y_train,
-        build_scorer(selection_metric, profile.positive_label),
-        folds,
-        config.search.strategy,
-        config.search.n_iter,
-        n_jobs,
-        config.seed,
-    )
+    with cv_parallelism(n_jobs) as cv_jobs:
+        result = search_family(
+            family,
+            pipeline,
+            grid,
+            split.X_train,
+            split.y_train,
+            build_scorer(selection_metric, profile.positive_label),
+            folds,
+            config.search.strategy,
+            config.search.n_iter,
+            cv_jobs,
+            config.seed,
+        )
+    return replace(result, worker=dask_worker_address())
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, persist_result=False)
