@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import joblib
+from threadpoolctl import threadpool_limits
 
 
 def dask_worker_address() -> str | None:
@@ -24,10 +25,13 @@ def dask_worker_address() -> str | None:
 def cv_parallelism(local_jobs: int) -> Iterator[int]:
     """CV jobs for a family's search: local processes here, the whole cluster on a Dask worker.
 
+    Locally, OpenMP (histogram gradient boosting) is capped at local_jobs threads in this thread:
+    the cap is per thread, so a limit set in the flow's thread never reaches a task's thread.
     On a worker, joblib's Dask backend spreads the CV fits over the cluster (it secedes from the
     worker's thread pool while it waits, so nested submission cannot deadlock)."""
     if dask_worker_address() is None:
-        yield local_jobs
+        with threadpool_limits(limits=local_jobs, user_api="openmp"):
+            yield local_jobs
         return
     with joblib.parallel_config(backend="dask"):
         yield -1  # the Dask backend sizes itself to the cluster's threads

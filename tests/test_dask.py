@@ -137,7 +137,15 @@ def test_a_dask_address_gives_the_flow_a_dask_task_runner() -> None:
     assert runner.address == "tcp://10.0.0.5:8786"
 
 
-def test_outside_a_dask_worker_the_cv_runs_locally() -> None:
+def test_outside_a_dask_worker_the_cv_runs_locally_with_openmp_capped_in_its_thread() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    def jobs_and_openmp_threads() -> tuple[int, int]:
+        with cv_parallelism(1) as jobs:
+            return jobs, _openmp_effective_n_threads()
+
     assert dask_worker_address() is None
-    with cv_parallelism(2) as jobs:
-        assert jobs == 2
+    with ThreadPoolExecutor(1) as pool:  # a task runner's thread, as in the flow
+        assert pool.submit(jobs_and_openmp_threads).result() == (1, 1)
