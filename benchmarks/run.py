@@ -467,8 +467,9 @@ def extra_tables(results: list[CaseResult]) -> str:
         score_gap = (grid.cv_score or 0) - (halving.cv_score or 0)
         search_ratio = halving.stage_seconds["search"] / grid.stage_seconds["search"]
         lines.append(
-            f"\nHalving: best CV score {fmt(score_gap, 4)} below the grid's, search time ratio "
-            f"{search_ratio:.2f}, wall ratio {halving.wall_seconds / grid.wall_seconds:.2f}."
+            f"\nHalving: best CV score of the grid minus halving's {fmt(score_gap, 4)}, "
+            f"search time ratio {search_ratio:.2f}, "
+            f"wall ratio {halving.wall_seconds / grid.wall_seconds:.2f}."
         )
     tiny = [r for r in results if r.case == "tiny-500" and r.ok]
     if tiny:

@@ -22,15 +22,16 @@ def dask_worker_address() -> str | None:
 
 
 @contextmanager
-def cv_parallelism(local_jobs: int) -> Iterator[int]:
+def cv_parallelism(local_jobs: int, threads: int = 1) -> Iterator[int]:
     """CV jobs for a family's search: local processes here, the whole cluster on a Dask worker.
 
-    Locally, OpenMP (histogram gradient boosting) is capped at local_jobs threads in this thread:
-    the cap is per thread, so a limit set in the flow's thread never reaches a task's thread.
-    On a worker, joblib's Dask backend spreads the CV fits over the cluster (it secedes from the
-    worker's thread pool while it waits, so nested submission cannot deadlock)."""
+    Locally, concurrent families share joblib's one pool of local_jobs processes (the same size
+    for all, so it is reused, not resized), and OpenMP (histogram gradient boosting) in this thread
+    is capped at `threads`: the cap is per thread, so a limit set in the flow's thread never
+    reaches a task's thread. On a worker, joblib's Dask backend spreads the CV fits over the
+    cluster (it secedes from the worker's thread pool while it waits: no nested deadlock)."""
     if dask_worker_address() is None:
-        with threadpool_limits(limits=local_jobs, user_api="openmp"):
+        with threadpool_limits(limits=threads, user_api="openmp"):
             yield local_jobs
         return
     with joblib.parallel_config(backend="dask"):

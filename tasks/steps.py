@@ -83,6 +83,7 @@ def search_model_family(
     selection_metric: str,
     folds: Any,
     n_jobs: int,
+    threads: int = 1,
 ) -> FamilyResult:
     """Cross-validated search of one family's grid, with rebalancing choices in the grid."""
     spec = FAMILIES[family]
@@ -99,7 +100,7 @@ def search_model_family(
     pipeline = build_pipeline(
         spec, profile.numeric_columns, profile.categorical_columns, config.impute, config.seed
     )
-    with cv_parallelism(n_jobs) as cv_jobs:
+    with cv_parallelism(n_jobs, threads) as cv_jobs:
         result = search_family(
             family,
             pipeline,

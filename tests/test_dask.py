@@ -143,9 +143,9 @@ def test_outside_a_dask_worker_the_cv_runs_locally_with_openmp_capped_in_its_thr
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
     def jobs_and_openmp_threads() -> tuple[int, int]:
-        with cv_parallelism(1) as jobs:
+        with cv_parallelism(2, threads=1) as jobs:
             return jobs, _openmp_effective_n_threads()
 
     assert dask_worker_address() is None
     with ThreadPoolExecutor(1) as pool:  # a task runner's thread, as in the flow
-        assert pool.submit(jobs_and_openmp_threads).result() == (1, 1)
+        assert pool.submit(jobs_and_openmp_threads).result() == (2, 1)
