@@ -407,8 +407,21 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def ratio_text(pairs: list[tuple[float, float]]) -> str:
+    """Median of the ratios of runs measured back to back, with their range when repeated."""
+    from statistics import median
+
+    ratios = sorted(mine / theirs for mine, theirs in pairs)
+    text = f"{median(ratios):.2f}"
+    return (
+        text if len(ratios) == 1 else f"{text} ({ratios[0]:.2f}-{ratios[-1]:.2f}, n={len(ratios)})"
+    )
+
+
 def comparison_table(results: list[CaseResult]) -> str:
-    """One row per case and Prefect mode: medians of tabpipe and baseline, and their ratios."""
+    """One row per case and Prefect mode. Ratios pair each tabpipe run with the baseline run of
+    the same repeat (measured back to back), so a noisy minute spoils one pair, not the row;
+    seconds and MB are medians."""
     from statistics import median
 
     by_case: dict[str, dict[str, list[CaseResult]]] = {}
@@ -421,25 +434,26 @@ def comparison_table(results: list[CaseResult]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case, runners in by_case.items():
-        base = [r for r in runners.get("baseline", []) if r.ok]
-        if not base:
-            continue
-        base_wall = median(r.wall_seconds for r in base)
-        base_mem = median(r.peak_rss_mb for r in base)
+        base = runners.get("baseline", [])
         for runner, rows in runners.items():
-            ok = [r for r in rows if r.ok]
-            if runner == "baseline" or not ok:
+            pairs = [(r, b) for r, b in zip(rows, base, strict=False) if r.ok and b.ok]
+            if runner == "baseline" or not pairs:
                 continue
-            wall = median(r.wall_seconds for r in ok)
-            mem = median(r.peak_rss_mb for r in ok)
-            stages = ", ".join(f"{k} {v:.1f}" for k, v in ok[0].stage_seconds.items())
-            busy = f"{ok[0].cpu_seconds / ok[0].wall_seconds:.2f} / "
-            busy += f"{base[0].cpu_seconds / base[0].wall_seconds:.2f}"
+            mine, theirs = [p[0] for p in pairs], [p[1] for p in pairs]
+            fastest = min(mine, key=lambda r: r.wall_seconds)
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in fastest.stage_seconds.items())
+            busy = f"{median(r.cpu_seconds / r.wall_seconds for r in mine):.2f} / "
+            busy += f"{median(r.cpu_seconds / r.wall_seconds for r in theirs):.2f}"
             lines.append(
-                f"| {case} | {runner.removeprefix('tabpipe-')} | {wall:.1f} | {base_wall:.1f} "
-                f"| {wall / base_wall:.2f} | {mem:.0f} | {base_mem:.0f} | {mem / base_mem:.2f} "
-                f"| {busy} | {ok[0].peak_threads} / {base[0].peak_threads} "
-                f"| {stages} | {fmt(ok[0].test_score, 3)} / {fmt(base[0].test_score, 3)} |"
+                f"| {case} | {runner.removeprefix('tabpipe-')} "
+                f"| {median(r.wall_seconds for r in mine):.1f} "
+                f"| {median(r.wall_seconds for r in theirs):.1f} "
+                f"| {ratio_text([(a.wall_seconds, b.wall_seconds) for a, b in pairs])} "
+                f"| {median(r.peak_rss_mb for r in mine):.0f} "
+                f"| {median(r.peak_rss_mb for r in theirs):.0f} "
+                f"| {ratio_text([(a.peak_rss_mb, b.peak_rss_mb) for a, b in pairs])} "
+                f"| {busy} | {fastest.peak_threads} / {theirs[0].peak_threads} "
+                f"| {stages} | {fmt(mine[0].test_score, 3)} / {fmt(theirs[0].test_score, 3)} |"
             )
     return "\n".join(lines)
 
