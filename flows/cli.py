@@ -160,7 +160,8 @@ def print_failure_cases(error: BaseException) -> None:
 def command_train(args: argparse.Namespace) -> int:
     from prefect import tags
 
-    from flows.train import TrainParameters, resolve_config, train
+    from flows.cluster import api_shared_with_workers, train_flow
+    from flows.train import TrainParameters, resolve_config
     from tasks.config_checks import check_data_file
 
     params = TrainParameters(
@@ -172,7 +173,12 @@ def command_train(args: argparse.Namespace) -> int:
     config = resolve_config(params)  # config errors surface before Prefect starts
     check_data_file(config)
     dataset = config.dataset_name
-    with tags("tabpipe", f"dataset:{dataset}"), training_progress():
+    train = train_flow(args.dask_address)
+    with (
+        tags("tabpipe", f"dataset:{dataset}"),
+        api_shared_with_workers(args.dask_address),
+        training_progress(),
+    ):
         run_dir = Path(train(params))
     print_run_result(run_dir)
     return 0
@@ -188,6 +194,11 @@ def add_train_parser(commands: Any) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="Override a config field, e.g. --set split.cv_folds=3.",
+    )
+    parser.add_argument(
+        "--dask-address",
+        metavar="tcp://HOST:PORT",
+        help="Run the model-family searches on an existing Dask cluster (its scheduler).",
     )
     parser.set_defaults(handler=command_train)
 

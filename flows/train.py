@@ -70,7 +70,8 @@ def available_cores() -> int:
 
 
 def parallel_plan(n_families: int, cores: int) -> tuple[int, int]:
-    """Families at once and CV jobs inside each, so the cores are busy but never oversubscribed."""
+    """Families at once and the threads each may use, so the cores are busy but never
+    oversubscribed; their CV fits share one pool of `cores` worker processes (joblib's)."""
     concurrent = max(1, min(cores, n_families))
     return concurrent, max(1, cores // concurrent)
 
@@ -128,12 +129,13 @@ def search_all_families(
     families: list[str], split: DataSplit, profile: Any, config: RunConfig, metric: str, folds: Any
 ) -> list[FamilyResult]:
     """One concurrent task per family; the progress bar moves as each one finishes."""
-    _, jobs_per_family = parallel_plan(len(families), config.n_jobs or available_cores())
+    cores = config.n_jobs or available_cores()
+    _, threads_per_family = parallel_plan(len(families), cores)
     progress = SearchProgress(len(families), config.dataset_name)
-    with threadpool_limits(limits=jobs_per_family):
+    with threadpool_limits(limits=threads_per_family):
         futures = [
             search_model_family.submit(
-                family, split, profile, config, metric, folds, jobs_per_family
+                family, split, profile, config, metric, folds, cores, threads_per_family
             )
             for family in families
         ]
@@ -207,6 +209,7 @@ def train(params: TrainParameters | None = None) -> str:
             ended_at=utc_now(),
             stage_seconds=clock.seconds,
             family_seconds={r.family: round(r.fit_seconds, 3) for r in results},
+            family_workers={r.family: r.worker for r in results if r.worker},
         )
         write_report(run, summarised, manifest, profile, plots, leaderboard)
         write_json(run.path("leaderboard.json"), leaderboard)

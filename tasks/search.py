@@ -21,7 +21,6 @@ from sklearn.model_selection import (
     HalvingGridSearchCV,
     RandomizedSearchCV,
 )
-from threadpoolctl import threadpool_limits
 
 from tasks.config import ConfigError
 from tasks.data import DataError
@@ -52,6 +51,7 @@ class FamilyResult:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     estimator: Pipeline | None = None
+    worker: str | None = None  # the Dask worker that ran the search; None when run locally
 
 
 def choose_selection_metric(profile: DataProfile, override: str | None) -> SelectionChoice:
@@ -211,8 +211,7 @@ def search_family(
     started = time.perf_counter()
     search = build_search(clone(pipeline), grid, scoring, folds, strategy, n_iter, n_jobs, seed)
     try:
-        # One family's fits use only its share of the cores: OpenMP/BLAS limits are per thread.
-        with warnings.catch_warnings(), threadpool_limits(limits=n_jobs):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", FitFailedWarning)
             warnings.simplefilter("ignore", UserWarning)
             search.fit(X_train, y_train)

@@ -6,6 +6,7 @@ persistence (it would pickle them to disk). Tests call the plain functions these
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from schemas.infer import infer_schema, load_schema
 from tasks.artifacts import publish_validation_failures
 from tasks.audit import audit_leakage
 from tasks.champion import judge_against_champion
+from tasks.cluster import cv_parallelism, dask_worker_address
 from tasks.config import RunConfig
 from tasks.data import LoadedTable, file_sha256, read_table
 from tasks.evaluate import (
@@ -113,6 +115,7 @@ def search_model_family(
     selection_metric: str,
     folds: Any,
     n_jobs: int,
+    threads: int = 1,
 ) -> FamilyResult:
     """Cross-validated search of one family's grid, with rebalancing choices in the grid."""
     spec = family_for(profile.task, family)
@@ -129,19 +132,21 @@ def search_model_family(
     pipeline = build_pipeline(
         spec, profile.numeric_columns, profile.categorical_columns, config.impute, config.seed
     )
-    return search_family(
-        family,
-        pipeline,
-        grid,
-        split.X_train,
-        split.y_train,
-        build_scorer(selection_metric, profile.positive_label),
-        folds,
-        config.search.strategy,
-        config.search.n_iter,
-        n_jobs,
-        config.seed,
-    )
+    with cv_parallelism(n_jobs, threads) as cv_jobs:
+        result = search_family(
+            family,
+            pipeline,
+            grid,
+            split.X_train,
+            split.y_train,
+            build_scorer(selection_metric, profile.positive_label),
+            folds,
+            config.search.strategy,
+            config.search.n_iter,
+            cv_jobs,
+            config.seed,
+        )
+    return replace(result, worker=dask_worker_address())
 
 
 @task(name="tune-threshold", cache_policy=NO_CACHE, persist_result=False)
