@@ -175,7 +175,7 @@ def train(params: TrainParameters | None = None) -> str:
         clock.lap("search")
         model, threshold = finalise_model(best, split, profile, config, folds)
         predictions, test_metrics = evaluate_model(model, split, profile, threshold, config.seed)
-        audit = audit_run(model, split, folds, scorer, tuned=threshold is not None)
+        audit = audit_run(model, split, folds, tuned=threshold is not None)
         explanations, explanation_plots = explain_model(
             model, split, predictions, profile, scorer, config.seed, run.path("plots")
         )

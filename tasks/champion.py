@@ -33,11 +33,19 @@ from tasks.registry import (
 from tasks.rundir import PARTIAL_SUFFIX
 
 N_BOOTSTRAP = 1000
+MIN_BOOTSTRAP = 200
+MAX_RESAMPLED_ROWS = 20_000_000
 CONFIDENCE = 0.95
 # Rows x resamples held in memory at once (float32): about 40 MB per array.
 BLOCK_CELLS = 10_000_000
 RANKING_METRICS = ("roc_auc", "average_precision")
 LABEL_METRICS = ("accuracy", "balanced_accuracy", "f1", "f1_macro", "f1_micro")
+
+
+def resamples_for(n_rows: int, requested: int) -> int:
+    """Fewer resamples for very large test sets (their intervals are narrow anyway), so the
+    comparison costs at most about MAX_RESAMPLED_ROWS row draws: 1000 up to 20k rows."""
+    return max(MIN_BOOTSTRAP, min(requested, MAX_RESAMPLED_ROWS // max(n_rows, 1)))
 
 
 def bootstrap_weight_blocks(n_rows: int, n_boot: int, seed: int) -> list[np.ndarray]:
@@ -266,7 +274,9 @@ def judge_against_champion(
             "outcome": "not-comparable",
             "reason": f"could not compare with champion '{champion}': {error}",
         }
-    comparison = paired_bootstrap(score_new, score_champion, len(y_true), n_boot, seed)
+    comparison = paired_bootstrap(
+        score_new, score_champion, len(y_true), resamples_for(len(y_true), n_boot), seed
+    )
     becomes, outcome, reason = outcome_of(comparison)
     note = split_note(runs_dir / champion, split_key) if split_key else None
     return {

@@ -186,9 +186,7 @@ def evaluate_model(
 
 
 @task(name="leakage-audit", cache_policy=NO_CACHE, persist_result=False)
-def audit_run(
-    model: Any, split: DataSplit, folds: Any, scoring: Any, tuned: bool
-) -> dict[str, Any]:
+def audit_run(model: Any, split: DataSplit, folds: Any, tuned: bool) -> dict[str, Any]:
     """What every fitted step saw, per fold and for the final refit; computed, not assumed."""
     return audit_leakage(
         pipeline_of(model),
@@ -196,7 +194,6 @@ def audit_run(
         split.y_train,
         split.X_test,
         folds,
-        scoring,
         X_threshold_fit=split.X_train if tuned else None,
     )
 

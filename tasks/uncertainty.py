@@ -18,8 +18,9 @@ from tasks.metrics import fast_confusion_matrix
 
 N_REPLICATES = 1000
 CONFIDENCE = 0.95
-# Curve metrics bootstrap the (distinct score, class) cells; more groups than this are binned.
-MAX_SCORE_GROUPS = 50_000
+# Curve metrics bootstrap the (distinct score, class) cells; more distinct scores than this are
+# rounded to 3 decimals (at most 1001 groups: a 1000-replicate draw then takes milliseconds).
+MAX_SCORE_GROUPS = 2_000
 # Regression resamples rows directly: replicates x rows values per chunk bounds the memory.
 N_REGRESSION_REPLICATES = 500
 CHUNK_ROWS = 5_000_000
@@ -87,9 +88,9 @@ def weighted_average_precision(positive: np.ndarray, negative: np.ndarray) -> np
 
 def score_cells(is_positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positive and negative row counts per distinct score, highest score first. Beyond
-    MAX_SCORE_GROUPS distinct scores, scores are rounded to 4 decimals (at most 10,001 groups)."""
+    MAX_SCORE_GROUPS distinct scores, scores are rounded to 3 decimals (at most 1001 groups)."""
     if len(np.unique(score)) > MAX_SCORE_GROUPS:
-        score = np.round(score, 4)
+        score = np.round(score, 3)
     groups, group_of_row = np.unique(-score, return_inverse=True)
     positive = np.bincount(group_of_row, weights=is_positive.astype(float), minlength=len(groups))
     negative = np.bincount(
@@ -153,7 +154,7 @@ def bootstrap_intervals(
         + (
             ""
             if len(y_true) <= MAX_SCORE_GROUPS
-            else "; curve metrics on scores rounded to 4 decimals"
+            else "; curve metrics on scores rounded to 3 decimals"
         ),
         "confidence": CONFIDENCE,
         "metrics": {

@@ -42,21 +42,17 @@ def sentinel_split(rebalancing: str) -> tuple[DataSplit, object, object]:
 
 @pytest.mark.parametrize("rebalancing", ["random_over", "smote", "random_under"])
 def test_a_test_only_sentinel_never_reaches_the_imputer(rebalancing: str) -> None:
-    split, result, (folds, scorer) = sentinel_split(rebalancing)
+    split, result, (folds, _scorer) = sentinel_split(rebalancing)
     imputer_means = result.estimator.named_steps["impute"].named_transformers_["numeric"]
     assert imputer_means.statistics_[0] < 10  # one sentinel among the rows would make it huge
-    audit = audit_leakage(
-        result.estimator, split.X_train, split.y_train, split.X_test, folds, scorer
-    )
+    audit = audit_leakage(result.estimator, split.X_train, split.y_train, split.X_test, folds)
     assert audit["no_leakage_found"]
     assert audit["final_refit"]["test_rows_in_fit"] == 0
 
 
 def test_every_fold_fits_exactly_its_training_rows_and_keeps_validation_untouched() -> None:
-    split, result, (folds, scorer) = sentinel_split("random_over")
-    audit = audit_leakage(
-        result.estimator, split.X_train, split.y_train, split.X_test, folds, scorer
-    )
+    split, result, (folds, _scorer) = sentinel_split("random_over")
+    audit = audit_leakage(result.estimator, split.X_train, split.y_train, split.X_test, folds)
     original_share = (split.y_train == "yes").mean()
     validation_total = {"no": 0, "yes": 0}
     for fold in audit["cv_folds"]:
@@ -77,12 +73,12 @@ def test_every_fold_fits_exactly_its_training_rows_and_keeps_validation_untouche
 
 def test_the_audit_detects_leakage_when_test_rows_were_fitted() -> None:
     """The check is computed: hand it a model fitted on test rows and it says so."""
-    split, result, (folds, scorer) = sentinel_split("random_over")
+    split, result, (folds, _scorer) = sentinel_split("random_over")
     leaky_model = result.estimator
     leaky_model.fit(
         pd.concat([split.X_train, split.X_test]), pd.concat([split.y_train, split.y_test])
     )
-    audit = audit_leakage(leaky_model, split.X_train, split.y_train, split.X_test, folds, scorer)
+    audit = audit_leakage(leaky_model, split.X_train, split.y_train, split.X_test, folds)
     assert audit["final_refit"]["test_rows_in_fit"] == len(split.X_test)
     assert not audit["no_leakage_found"]
 
