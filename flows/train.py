@@ -53,6 +53,7 @@ from tasks.steps import (
     validate_data,
 )
 
+PROCESS_POOL_MIN_ROWS = 5_000
 SUMMARY_PLOTS = ("confusion_matrix", "roc", "precision_recall", "predicted_vs_actual", "residuals")
 
 
@@ -131,11 +132,13 @@ def search_all_families(
     """One concurrent task per family; the progress bar moves as each one finishes."""
     cores = config.n_jobs or available_cores()
     _, threads_per_family = parallel_plan(len(families), cores)
+    # Starting a pool of worker processes costs ~3 s: small data runs its CV in the task threads.
+    cv_jobs = cores if len(split.y_train) >= PROCESS_POOL_MIN_ROWS else 1
     progress = SearchProgress(len(families), config.dataset_name)
     with threadpool_limits(limits=threads_per_family):
         futures = [
             search_model_family.submit(
-                family, split, profile, config, metric, folds, cores, threads_per_family
+                family, split, profile, config, metric, folds, cv_jobs, threads_per_family
             )
             for family in families
         ]
