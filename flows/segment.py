@@ -10,7 +10,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 from threadpoolctl import threadpool_limits
 
-from flows.train import available_cores, begin_manifest, generate_run_name
+from flows.train import available_cores, begin_manifest, data_facts, generate_run_name
 from tasks.artifacts import publish_report_link, publish_run_summary
 from tasks.config import RunConfig, load_config
 from tasks.rundir import (
@@ -77,13 +77,7 @@ def segment(params: SegmentParameters | None = None) -> str:
     clock = StageClock()
     with failed_run_on_error(run, manifest):
         table = load_data(config.data)
-        manifest["data"] = {
-            "path": str(table.path),
-            "sha256": table.sha256,
-            "rows": table.frame.shape[0],
-            "columns": table.frame.shape[1],
-            "notes": table.notes,
-        }
+        manifest["data"] = data_facts(table)
         frame = validate_data(table, config, run)
         clock.lap("load_and_validate")
         profile = profile_segment_data(frame, config)

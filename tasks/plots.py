@@ -156,12 +156,21 @@ def write_classification_plots(
             plots_dir / "precision_recall.png",
             lambda ax: draw_precision_recall(ax, y_true, probabilities, classes, positive_label),
         ),
-        "cv_scores": save_figure(
-            plots_dir / "cv_scores.png", lambda ax: draw_cv_scores(ax, cv_results, metric)
-        ),
         "class_balance": save_figure(
             plots_dir / "class_balance.png",
             lambda ax: draw_class_balance(ax, profile.class_counts),
+        ),
+        **write_search_and_data_plots(plots_dir, cv_results, metric, profile),
+    }
+
+
+def write_search_and_data_plots(
+    plots_dir: Path, cv_results: pd.DataFrame, metric: str, profile: Any
+) -> dict[str, Path]:
+    """The plots every supervised run has: CV score per candidate, missing values per column."""
+    return {
+        "cv_scores": save_figure(
+            plots_dir / "cv_scores.png", lambda ax: draw_cv_scores(ax, cv_results, metric)
         ),
         "missing_values": save_figure(
             plots_dir / "missing_values.png",
@@ -216,15 +225,9 @@ def write_regression_plots(
         "residuals": save_figure(
             plots_dir / "residuals.png", lambda ax: draw_residuals(ax, y_true, y_pred)
         ),
-        "cv_scores": save_figure(
-            plots_dir / "cv_scores.png", lambda ax: draw_cv_scores(ax, cv_results, metric)
-        ),
         "target_distribution": save_figure(
             plots_dir / "target_distribution.png",
             lambda ax: draw_target_distribution(ax, y_train, profile.target),
         ),
-        "missing_values": save_figure(
-            plots_dir / "missing_values.png",
-            lambda ax: draw_missing_values(ax, profile.missing_per_column, profile.n_rows),
-        ),
+        **write_search_and_data_plots(plots_dir, cv_results, metric, profile),
     }
