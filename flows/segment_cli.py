@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from tasks.report import format_value
+
 console = Console()
 
 
@@ -29,11 +31,7 @@ PER_K_COLUMNS = ("k", "silhouette", "inertia", "smallest_cluster", "largest_clus
 
 def readable(value: Any) -> str:
     """Numbers to five significant digits (profiles mix grams and millimetres), None as n/a."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.5g}"
-    return str(value)
+    return format_value(value, ".5g")
 
 
 def rows_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:

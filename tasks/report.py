@@ -38,11 +38,12 @@ def leaderboard_rows(families: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def format_value(value: Any) -> str:
+def format_value(value: Any, number_format: str = ".4f") -> str:
+    """A cell for people: floats in number_format, None as n/a."""
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return format(value, number_format)
     return str(value)
 
 

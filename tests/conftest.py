@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +19,25 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Quiet, offline Prefect for every test process (see ../shared/STACK.md).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (for servers the tests start)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_seconds: float = 20) -> int:
+    """SIGTERM to the process the test started (its own PID), SIGKILL if it does not go."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return int(process.returncode)
 
 
 def make_frame(n_rows: int = 120, positive_share: float = 0.25, seed: int = 0) -> pd.DataFrame:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,27 +15,10 @@ import yaml
 from flows.cluster import check_dask_address, train_flow
 from tasks.cluster import cv_parallelism, dask_worker_address
 from tasks.config import ConfigError
-from tests.conftest import PROJECT_ROOT, make_frame
+from tests.conftest import PROJECT_ROOT, free_port, make_frame, stop_process
 
 SCHEDULER = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
 WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the process's own PID, SIGKILL if it does not leave in time."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -71,7 +53,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
         yield address
     finally:
         for process in reversed(processes):
-            stop(process)
+            stop_process(process, grace_seconds=30)
 
 
 def tiny_config(tmp_path: Path) -> Path:

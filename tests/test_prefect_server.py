@@ -8,8 +8,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +25,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.serve import refuse_work_pool_deployments
 from tasks.config import ConfigError
-from tests.conftest import PROJECT_ROOT, make_frame
+from tests.conftest import PROJECT_ROOT, free_port, make_frame, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -50,24 +48,6 @@ SERVER_START_SECONDS = 120
 RUN_FINISH_SECONDS = 180
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 DATA_URI_PNG = re.compile(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def stop_process(process: subprocess.Popen[bytes], grace_seconds: float = 20) -> int:
-    """SIGTERM to the process we started, then SIGKILL if it does not go."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=grace_seconds)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    return int(process.returncode)
 
 
 def log_tail(path: Path, lines: int = 40) -> str:

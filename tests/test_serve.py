@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from flows.cli import USER_ERROR_EXIT, main
 from flows.serve import build_deployments, require_server, schedules_of
 from tasks.config import ConfigError, ScheduleConfig
+from tests.conftest import free_port
 
 
 def write_config(folder: Path, name: str, schedule: str = "") -> Path:
@@ -77,9 +77,7 @@ def test_serving_needs_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     with pytest.raises(ConfigError, match="make server"):
         require_server()
-    with socket.socket() as probe:  # a loopback port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a loopback port nobody listens on
     monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
     with pytest.raises(ConfigError, match="No Prefect server answers"):
         require_server()

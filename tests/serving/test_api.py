@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,10 @@ import pytest
 from flows.cli import main
 from tasks.model_io import load_checked_model
 from tasks.predict import predict_with_card
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, free_port, stop_process
 from tests.serving.conftest import DATASET, TrainedRun
 
 READY_WAIT_SECONDS = 90
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_until_healthy(client: httpx.Client, process: subprocess.Popen[bytes]) -> None:
@@ -65,12 +58,7 @@ def api(
             wait_until_healthy(client, process)
             yield client
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 
