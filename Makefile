@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Quiet, offline, persistent Prefect (see ../shared/STACK.md).
+# Quiet, offline, persistent Prefect (docs/prefect.md).
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
@@ -16,7 +16,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 60
 DEMO_CONFIG ?= configs/penguins.yaml
 SERVER_PORT ?= 4200
 
-.PHONY: setup run test lint typecheck unit browser bench server serve clean
+.PHONY: setup run test lint typecheck docs unit browser bench server serve clean
 
 setup: $(STAMP)
 
@@ -42,7 +42,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) browser lint typecheck
+# A broken link or a page missing from the nav fails the build (strict).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(CURDIR)/site
+
+test: $(STAMP) browser lint typecheck docs
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -57,4 +61,4 @@ serve: $(STAMP)
 	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:$(SERVER_PORT)/api} $(BIN)/tabpipe serve
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache site

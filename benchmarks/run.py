@@ -241,7 +241,7 @@ def tabpipe_config(case: str, data: Path, rebalance: str, extra: dict[str, Any])
 
 def run_tabpipe(case: str, runner: str, config_args: list[str], env: dict[str, str]) -> CaseResult:
     runs_dir = Path(tempfile.mkdtemp(prefix=f"{case}-", dir=RESULTS_DIR / "runs"))
-    command = [sys.executable, "-m", "flows.cli", "train", *config_args]
+    command = [sys.executable, "-m", "flows.cli.main", "train", *config_args]
     command += ["--set", f"runs_dir={runs_dir}"]
     measured = measure(command, env)
     result = CaseResult(case, runner, measured.wall_seconds, measured.peak_rss_mb, False)

@@ -13,7 +13,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from tasks.predict import class_balance
+from tasks.serving.predict import class_balance
 from tasks.steps import load_data, load_model, predict_new_rows, write_batch_predictions
 
 CLASS_BALANCE_KEY = "predicted-class-balance"

@@ -1,17 +1,16 @@
-"""`tabpipe replay RUN_DIR`: train again from a run's resolved config and report any difference."""
+"""Replay: train again from a run's resolved config and report any difference."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.data import DataError, file_sha256
+from tasks.data.read import file_sha256
+from tasks.errors import DataError
 
 COMPARED_FILES = ("metrics.json", "predictions.csv")
-MAX_REPORTED_DIFFERENCES = 10
 
 
 @dataclass
@@ -67,7 +66,8 @@ def check_data_unchanged(manifest: dict[str, Any]) -> None:
 
 def replay(run_dir: Path) -> ReplayReport:
     """Train from run_dir/config.yaml into a new run and compare the two."""
-    from flows.train import TrainParameters, train
+    from flows.runtime import TrainParameters
+    from flows.train import train
 
     manifest_path = run_dir / "manifest.json"
     if not manifest_path.is_file():
@@ -80,21 +80,3 @@ def replay(run_dir: Path) -> ReplayReport:
     check_data_unchanged(manifest)
     replayed = Path(train(TrainParameters(config=str(run_dir / "config.yaml"))))
     return compare_runs(run_dir, replayed)
-
-
-def command_replay(args: argparse.Namespace) -> int:
-    from flows.cli import console
-
-    report = replay(args.run_dir)
-    console.print(f"Replayed {report.original.name} as {report.replayed}")
-    for name in report.identical_files:
-        console.print(f"  {name}: byte-identical")
-    for difference in report.differences[:MAX_REPORTED_DIFFERENCES]:
-        console.print(f"  [red]differs[/red] {difference}")
-    return 0 if report.identical else 1
-
-
-def add_replay_parser(commands: Any) -> None:
-    parser = commands.add_parser("replay", help="Re-run a run from its manifest and compare.")
-    parser.add_argument("run_dir", type=Path, help="A complete run directory under runs/.")
-    parser.set_defaults(handler=command_replay)

@@ -10,18 +10,17 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 from threadpoolctl import threadpool_limits
 
-from flows.train import available_cores, begin_manifest, data_facts, generate_run_name
-from tasks.artifacts import publish_report_link, publish_run_summary
-from tasks.config import RunConfig, load_config
-from tasks.rundir import (
-    StageClock,
-    failed_run_on_error,
-    publish_run,
-    start_run,
-    utc_now,
-    write_json,
+from flows.runtime import available_cores, current_flow_run_id, data_facts, generate_run_name
+from tasks.checks import load_config
+from tasks.config import RunConfig
+from tasks.run.artifacts import (
+    publish_report_link,
+    publish_run_summary,
+    publish_segment_leaderboard,
 )
-from tasks.segment import (
+from tasks.run.outputs import RunWriter
+from tasks.run.rundir import StageClock
+from tasks.segmentation.clustering import (
     assignment_model,
     choose_k,
     cluster_profiles,
@@ -30,18 +29,19 @@ from tasks.segment import (
     project_2d,
     segment_metrics,
 )
-from tasks.segment_outputs import (
+from tasks.segmentation.outputs import (
+    SegmentOutputs,
     segment_summary_markdown,
-    write_segment_files,
-    write_segment_report,
+    write_segment_run,
 )
-from tasks.segment_steps import (
+from tasks.steps import (
+    choose_schema,
     cluster_k,
+    load_data,
     prepare_segment_features,
     profile_segment_data,
-    publish_segment_leaderboard,
+    validate_data,
 )
-from tasks.steps import load_data, validate_data
 
 
 class SegmentParameters(BaseModel):
@@ -72,13 +72,14 @@ def resolve_segment_config(params: SegmentParameters) -> RunConfig:
 def segment(params: SegmentParameters | None = None) -> str:
     """Cluster the rows for each k, let the silhouette choose k; returns the run directory."""
     config = resolve_segment_config(params or SegmentParameters())
-    run = start_run(config.runs_dir, config.dataset_name)
-    manifest = begin_manifest(config, run)
+    writer = RunWriter.begin(config, flow_run_id=current_flow_run_id())
     clock = StageClock()
-    with failed_run_on_error(run, manifest):
+    with writer.failed_on_error():
         table = load_data(config.data)
-        manifest["data"] = data_facts(table)
-        frame = validate_data(table, config, run)
+        writer.manifest["data"] = data_facts(table)
+        schema = choose_schema(config, table)
+        writer.schema_yaml = schema.to_yaml() or ""
+        frame = validate_data(table, schema)
         clock.lap("load_and_validate")
         profile = profile_segment_data(frame, config)
         prepared = prepare_segment_features(frame, profile, config)
@@ -97,28 +98,21 @@ def segment(params: SegmentParameters | None = None) -> str:
         metrics = segment_metrics(
             config.dataset_name, config.clustering, profile, results, best, comparison
         )
-        profiles = cluster_profiles(prepared.raw, best.labels, profile)
-        plots = write_segment_files(
-            run,
-            metrics,
-            prepared,
-            best,
-            assignment_model(prepared, best),
-            profile,
-            project_2d(prepared.matrix, config.seed),
-            profiles,
+        outputs = SegmentOutputs(
+            metrics=metrics,
+            prepared=prepared,
+            best=best,
+            model=assignment_model(prepared, best),
+            profile=profile,
+            projection=project_2d(prepared.matrix, config.seed),
+            profiles=cluster_profiles(prepared.raw, best.labels, profile),
         )
-        manifest.update(status="completed", ended_at=utc_now(), stage_seconds=clock.seconds)
-        write_segment_report(run, metrics, manifest, profiles, plots)
-        write_json(run.path("leaderboard.json"), metrics["per_k"])
-        publish_segment_leaderboard(metrics["per_k"], config.dataset_name)
-        publish_run_summary(
-            segment_summary_markdown(metrics, run.final, plots, profiles), config.dataset_name
-        )
-        clock.lap("write")
-        manifest["stage_seconds"] = clock.seconds
-        write_json(run.path("manifest.json"), manifest)
-        final = publish_run(run)
+        final = write_segment_run(writer, outputs, clock)
+    publish_segment_leaderboard(metrics["per_k"], config.dataset_name)
+    publish_run_summary(
+        segment_summary_markdown(metrics, final, writer.plots, outputs.profiles),
+        config.dataset_name,
+    )
     publish_report_link((final / "report.html").as_uri(), final)
     get_run_logger().info("Segmentation complete: %s (k=%s)", final, best.k)
     return str(final)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from tasks.config import ConfigError
+from tasks.errors import ConfigError
 
 # A string column with at most this many distinct values gets an isin check.
 MAX_CATEGORIES = 50

@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+from tasks.errors import ConfigError
+
 Rebalancing = Literal["none", "class_weight", "random_over", "random_under", "smote", "auto"]
 TaskKind = Literal["auto", "binary", "multiclass", "regression", "clustering"]
 SelectionMetric = Literal[
@@ -31,10 +33,6 @@ SelectionMetric = Literal[
     "neg_mean_absolute_error",
     "r2",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration a user wrote is wrong; the message names the key path."""
 
 
 class StrictModel(BaseModel):
@@ -193,10 +191,6 @@ def build_config(raw: dict[str, Any], source: str, base_dir: Path | None = None)
                 "schema_ref": resolve_schema_reference(config.schema_ref, base_dir),
             }
         )
-    # Imported here: tasks.pipeline and schemas.infer import this module.
-    from tasks.config_checks import check_references
-
-    check_references(config, source)
     return config
 
 
@@ -221,13 +215,14 @@ def module_importable(module: str) -> bool:
         return False
 
 
-def load_config(
+def parse_config(
     path: Path | None,
     overrides: list[str] | None = None,
     data: Path | None = None,
     target: str | None = None,
 ) -> RunConfig:
-    """Config from a YAML file and/or --data/--target, with --set overrides applied last."""
+    """Config from a YAML file and/or --data/--target, with --set overrides applied last; the
+    checks that need model families or schemas are tasks.checks.load_config's."""
     raw: dict[str, Any] = read_config_file(path) if path else {}
     if data is not None:
         raw["data"] = str(data.resolve())

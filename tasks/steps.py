@@ -10,19 +10,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from schemas.infer import infer_schema, load_schema
-from tasks.artifacts import publish_validation_failures
-from tasks.audit import audit_leakage
-from tasks.champion import judge_against_champion
-from tasks.cluster import cv_parallelism, dask_worker_address
-from tasks.config import RunConfig
-from tasks.data import LoadedTable, file_sha256, read_table
-from tasks.evaluate import (
+from tasks.config import ClusteringConfig, RunConfig
+from tasks.data.profile import DataProfile, profile_frame
+from tasks.data.read import LoadedTable, file_sha256, read_table
+from tasks.data.split import DataSplit, split_frame
+from tasks.data.validate import validate_frame
+from tasks.errors import ValidationFailed
+from tasks.evaluation.evaluate import (
     pipeline_of,
     predict_test,
     predict_values,
@@ -30,20 +31,27 @@ from tasks.evaluate import (
     regression_metrics_from_predictions,
     report_test_metrics,
 )
-from tasks.explain import write_explanations
-from tasks.pipeline import (
+from tasks.evaluation.explain import Explanations, explain
+from tasks.model_selection.audit import audit_leakage
+from tasks.model_selection.parallel import cv_parallelism, dask_worker_address
+from tasks.model_selection.pipeline import (
     build_param_grid,
     build_pipeline,
     family_for,
     resolve_rebalancing,
 )
-from tasks.predict import RunModel, load_run_model, predict_rows, write_predictions_file
-from tasks.profile import DataProfile, profile_frame
-from tasks.rundir import RunDir
-from tasks.search import FamilyResult, build_scorer, search_family
-from tasks.split import DataSplit, split_frame
-from tasks.threshold import tune_threshold
-from tasks.validation import ValidationFailed, validate_frame, write_failure_cases
+from tasks.model_selection.search import FamilyResult, build_scorer, search_family
+from tasks.model_selection.threshold import tune_threshold
+from tasks.run.artifacts import publish_validation_failures
+from tasks.segmentation.clustering import (
+    Clustering,
+    PreparedFeatures,
+    cluster_with_k,
+    prepare_features,
+    profile_for_clustering,
+)
+from tasks.serving.champion import judge_against_champion
+from tasks.serving.predict import RunModel, load_run_model, predict_rows, write_predictions_file
 
 
 def retry_on_os_error(task: Any, task_run: Any, state: Any) -> bool:
@@ -64,6 +72,12 @@ def load_data(path: Path) -> LoadedTable:
     return read_table(path)
 
 
+@task(name="schema", cache_policy=NO_CACHE, persist_result=False)
+def choose_schema(config: RunConfig, table: LoadedTable) -> pa.DataFrameSchema:
+    """The config's pandera schema, else one inferred from the data."""
+    return resolve_schema(config, table.frame)
+
+
 def resolve_schema(config: RunConfig, frame: pd.DataFrame) -> pa.DataFrameSchema:
     """The config's schema, else one inferred from this file."""
     if config.schema_ref:
@@ -79,14 +93,12 @@ def resolve_schema(config: RunConfig, frame: pd.DataFrame) -> pa.DataFrameSchema
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def validate_data(table: LoadedTable, config: RunConfig, run: RunDir) -> pd.DataFrame:
-    """Validate lazily; on failure write every failure case to the run and the UI, then raise."""
-    schema = resolve_schema(config, table.frame)
-    run.path("schema.yaml").write_text(schema.to_yaml() or "", encoding="utf-8")
+def validate_data(table: LoadedTable, schema: pa.DataFrameSchema) -> pd.DataFrame:
+    """Validate lazily; on failure show every failure case in the UI, then raise (the run's
+    writer puts them in validation/failure_cases.csv)."""
     try:
         return validate_frame(table.frame, schema, str(table.path))
     except ValidationFailed as failure:
-        write_failure_cases(failure.failure_cases, run.path("validation", "failure_cases.csv"))
         publish_validation_failures(failure.failure_cases, str(table.path))
         where = "Every failure is listed in validation/failure_cases.csv of the run."
         raise ValidationFailed(f"{failure} {where}", failure.failure_cases) from None
@@ -206,27 +218,26 @@ def explain_model(
     profile: DataProfile,
     scoring: Any,
     seed: int,
-    plots_dir: Path,
-) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Calibration (Brier score and curve) and permutation importance of the raw columns."""
-    summary, _, plots = write_explanations(
-        plots_dir,
+) -> Explanations:
+    """Calibration (Brier score) and permutation importance of the raw columns."""
+    return explain(
         model,
-        split.X_test,
-        split.y_test,
-        probability_columns(predictions) if profile.task != "regression" else pd.DataFrame(),
-        profile.classes,
-        profile.positive_label,
-        scoring,
-        seed,
+        X_test=split.X_test,
+        y_test=split.y_test,
+        probabilities=probability_columns(predictions)
+        if profile.task != "regression"
+        else pd.DataFrame(),
+        classes=profile.classes,
+        positive_label=profile.positive_label,
+        scoring=scoring,
+        seed=seed,
     )
-    return summary, plots
 
 
 @task(name="champion", cache_policy=NO_CACHE, persist_result=False)
 def compare_with_champion(
     config: RunConfig,
-    run: RunDir,
+    run_id: str,
     metrics: dict[str, Any],
     predictions: pd.DataFrame,
     split: DataSplit,
@@ -235,7 +246,7 @@ def compare_with_champion(
     return judge_against_champion(
         config.runs_dir,
         config.dataset_name,
-        run.run_id,
+        run_id,
         metrics,
         predictions,
         split.X_test,
@@ -268,3 +279,26 @@ def predict_new_rows(run_model: RunModel, table: LoadedTable) -> pd.DataFrame:
 def write_batch_predictions(predictions: pd.DataFrame, path: Path) -> Path:
     """The predictions file (CSV or Parquet by suffix)."""
     return write_predictions_file(predictions, path)
+
+
+# The segmentation flow's steps.
+
+
+@task(name="profile", cache_policy=NO_CACHE, persist_result=False)
+def profile_segment_data(frame: pd.DataFrame, config: RunConfig) -> DataProfile:
+    """Feature kinds and gaps; a configured target is held out to compare the clusters with."""
+    return profile_for_clustering(frame, config.target, config.drop_columns)
+
+
+@task(name="prepare", cache_policy=NO_CACHE, persist_result=False)
+def prepare_segment_features(
+    frame: pd.DataFrame, profile: DataProfile, config: RunConfig
+) -> PreparedFeatures:
+    """Impute, scale and one-hot encode every row."""
+    return prepare_features(frame, profile, config.impute)
+
+
+@task(name="cluster", task_run_name="cluster-k{k}", cache_policy=NO_CACHE, persist_result=False)
+def cluster_k(matrix: np.ndarray, k: int, settings: ClusteringConfig, seed: int) -> Clustering:
+    """Cluster with k clusters and score the silhouette."""
+    return cluster_with_k(matrix, k, settings, seed)

@@ -14,6 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# The trained-run fixtures the serving, report and API tests share.
+pytest_plugins = ["tests.trained_run"]
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # Quiet, offline Prefect for every test process (see ../shared/STACK.md).
@@ -106,7 +109,7 @@ def run_cli(cli_env: dict[str, str]) -> Callable[..., subprocess.CompletedProces
 
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "flows.cli", *args],
+            [sys.executable, "-m", "flows.cli.main", *args],
             cwd=PROJECT_ROOT,
             env=cli_env,
             capture_output=True,

@@ -1,0 +1,150 @@
+"""`tabpipe predict`, `tabpipe runs`, `tabpipe promote` and `tabpipe api`: using saved models."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+DEFAULT_RUNS_DIR = Path("runs")
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+console = Console()
+
+
+def print_class_balance(balance: list[dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
+    for column in ("class", "rows", "share"):
+        table.add_column(column)
+    for row in balance:
+        table.add_row(row["class"], str(row["rows"]), f"{row['share']:.1%}")
+    console.print(table)
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    from flows.predict import PredictParameters, batch_predict
+    from tasks.serving.predict import load_run_model
+
+    load_run_model(args.model, args.runs_dir, args.trust)  # refusals surface before Prefect starts
+    params = PredictParameters(
+        model=args.model,
+        data=str(args.data),
+        out=str(args.out),
+        runs_dir=str(args.runs_dir),
+        trust=args.trust,
+    )
+    summary = batch_predict(params)
+    print_class_balance(summary["class_balance"], "Predicted classes")
+    console.print(f"{summary['rows']} rows scored by run {summary['run_id']}.")
+    console.print(f"Predictions: {summary['out']}")
+    return 0
+
+
+def command_runs(args: argparse.Namespace) -> int:
+    from tasks.run.report import format_value
+    from tasks.serving.registry import list_runs
+
+    rows = list_runs(args.runs_dir)
+    if not rows:
+        console.print(f"No runs in '{args.runs_dir}'.")
+        return 0
+    table = Table(title=f"Runs in {args.runs_dir} (newest first; * = champion)")
+    table.add_column("")
+    table.add_column("run_id", no_wrap=True)  # people copy it into `tabpipe promote`
+    table.add_column("status", no_wrap=True)
+    for column in ("best model", "test score", "note"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            "*" if row["champion"] else "",
+            row["run_id"],
+            row["status"],
+            format_value(row["best_model"]),
+            f"{row['metric']} {format_value(row['test_score'])}" if row["metric"] else "",
+            (row["error"] or "")[:120],
+        )
+    console.print(table)
+    return 0
+
+
+def command_promote(args: argparse.Namespace) -> int:
+    from tasks.serving.champion import promote_run
+    from tasks.serving.registry import resolve_run_dir
+
+    promoted = promote_run(resolve_run_dir(args.run, args.runs_dir), args.runs_dir)
+    console.print(f"Run {promoted['run_id']} is now the champion of '{promoted['dataset']}'.")
+    return 0
+
+
+def default_model_reference(runs_dir: Path) -> str:
+    """champion:NAME when exactly one dataset has a champion; else the user must choose."""
+    from tasks.errors import RegistryError
+    from tasks.serving.registry import read_registry
+
+    champions = sorted(read_registry(runs_dir)["champions"])
+    if len(champions) != 1:
+        known = ", ".join(champions) or "none"
+        raise RegistryError(f"Pass --model RUN_DIR or --model champion:NAME (champions: {known}).")
+    return f"champion:{champions[0]}"
+
+
+def command_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tasks.serving.api import build_app
+    from tasks.serving.predict import load_run_model
+
+    reference = args.model or default_model_reference(args.runs_dir)
+    run_model = load_run_model(reference, args.runs_dir, args.trust)
+    console.print(
+        f"Serving run {run_model.card['run_id']} at http://{args.host}:{args.port} "
+        f"(reports under /runs/). Ctrl-C stops it."
+    )
+    uvicorn.run(build_app(run_model, args.runs_dir), host=args.host, port=args.port)
+    return 0
+
+
+def add_runs_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runs-dir", type=Path, default=DEFAULT_RUNS_DIR, help="Runs directory (default: runs)."
+    )
+
+
+def add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="Load a model from outside the runs directory (a joblib file can run code).",
+    )
+
+
+def add_serving_parsers(commands: Any) -> None:
+    """predict, runs, promote and api subcommands."""
+    predict = commands.add_parser("predict", help="Predict new rows with a saved model.")
+    predict.add_argument("--model", required=True, help="RUN_DIR or champion:NAME.")
+    predict.add_argument("--data", required=True, type=Path, help="New rows (CSV or Parquet).")
+    predict.add_argument("--out", required=True, type=Path, help="Output file (.csv/.parquet).")
+    add_runs_dir_argument(predict)
+    add_trust_argument(predict)
+    predict.set_defaults(handler=command_predict)
+
+    runs = commands.add_parser("runs", help="List runs, newest first, with the champions.")
+    add_runs_dir_argument(runs)
+    runs.set_defaults(handler=command_runs)
+
+    promote = commands.add_parser("promote", help="Make a run its dataset's champion.")
+    promote.add_argument("run", help="Run id or run directory.")
+    add_runs_dir_argument(promote)
+    promote.set_defaults(handler=command_promote)
+
+    api = commands.add_parser("api", help="Serve a model over HTTP (FastAPI + uvicorn).")
+    api.add_argument("--model", help="RUN_DIR or champion:NAME (default: the only champion).")
+    api.add_argument("--host", default=DEFAULT_HOST, help="Address to bind (default 127.0.0.1).")
+    api.add_argument("--port", type=int, default=DEFAULT_PORT, help="Port (default 8000).")
+    add_runs_dir_argument(api)
+    add_trust_argument(api)
+    api.set_defaults(handler=command_api)

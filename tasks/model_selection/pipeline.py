@@ -1,0 +1,285 @@
+"""The one imblearn Pipeline that holds everything that learns from data, and its search grid.
+
+impute -> rebalance -> encode/scale -> model. Every step is fitted inside a training fold only:
+imblearn applies the sampler at fit time and never to the rows being scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from imblearn.over_sampling import SMOTE, SMOTENC, RandomOverSampler
+from imblearn.pipeline import Pipeline
+from imblearn.under_sampling import RandomUnderSampler
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from tasks.config import ImputeConfig
+from tasks.errors import ConfigError
+from tasks.model_selection.audit import INPUT_AUDIT, RESAMPLED_AUDIT, FitAudit
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """An estimator family: how to build it and the small grid searched by default."""
+
+    name: str
+    build: Callable[[int], BaseEstimator]
+    grid: dict[str, list[Any]]
+    supports_class_weight: bool
+    in_default_grid: bool = True
+    notes: list[str] = field(default_factory=list)
+    # Where the estimator's parameters live in the pipeline (a wrapped estimator adds a level).
+    param_prefix: str = "model__"
+
+    def grid_key(self, parameter: str) -> str:
+        return f"{self.param_prefix}{parameter}"
+
+
+FAMILIES: dict[str, ModelFamily] = {
+    family.name: family
+    for family in [
+        ModelFamily(
+            "logistic_regression",
+            lambda seed: LogisticRegression(max_iter=2000, random_state=seed),
+            {"C": [0.1, 1.0, 10.0]},
+            supports_class_weight=True,
+        ),
+        ModelFamily(
+            "knn",
+            lambda seed: KNeighborsClassifier(),
+            {"n_neighbors": [5, 15], "weights": ["uniform", "distance"]},
+            supports_class_weight=False,
+        ),
+        ModelFamily(
+            "decision_tree",
+            lambda seed: DecisionTreeClassifier(random_state=seed),
+            {"max_depth": [3, 6, None], "min_samples_leaf": [1, 5]},
+            supports_class_weight=True,
+        ),
+        ModelFamily(
+            "random_forest",
+            lambda seed: RandomForestClassifier(n_estimators=200, n_jobs=1, random_state=seed),
+            {"max_depth": [None, 8], "min_samples_leaf": [1, 3]},
+            supports_class_weight=True,
+        ),
+        ModelFamily(
+            "svm",
+            # SVC(probability=True) is deprecated in scikit-learn 1.9: calibrate it instead.
+            lambda seed: CalibratedClassifierCV(SVC(random_state=seed), cv=3, ensemble=False),
+            {"C": [0.5, 2.0], "kernel": ["rbf"]},
+            supports_class_weight=True,
+            param_prefix="model__estimator__",
+        ),
+        ModelFamily(
+            "hist_gradient_boosting",
+            lambda seed: HistGradientBoostingClassifier(random_state=seed),
+            {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
+            supports_class_weight=True,
+        ),
+        ModelFamily(
+            "mlp",
+            lambda seed: MLPClassifier(max_iter=800, early_stopping=True, random_state=seed),
+            {"hidden_layer_sizes": [(32,), (64, 32)], "alpha": [1e-4, 1e-2]},
+            supports_class_weight=False,
+            in_default_grid=False,
+        ),
+    ]
+}
+
+DEFAULT_FAMILIES = [name for name, family in FAMILIES.items() if family.in_default_grid]
+
+# The same names for the same ideas, as regressors (no class weights: nothing to rebalance).
+REGRESSION_FAMILIES: dict[str, ModelFamily] = {
+    family.name: family
+    for family in [
+        ModelFamily("linear_regression", lambda seed: LinearRegression(), {}, False),
+        ModelFamily("ridge", lambda seed: Ridge(), {"alpha": [0.1, 1.0, 10.0]}, False),
+        ModelFamily(
+            "knn",
+            lambda seed: KNeighborsRegressor(),
+            {"n_neighbors": [5, 15], "weights": ["uniform", "distance"]},
+            False,
+        ),
+        ModelFamily(
+            "decision_tree",
+            lambda seed: DecisionTreeRegressor(random_state=seed),
+            {"max_depth": [3, 6, None], "min_samples_leaf": [1, 5]},
+            False,
+        ),
+        ModelFamily(
+            "random_forest",
+            lambda seed: RandomForestRegressor(n_estimators=200, n_jobs=1, random_state=seed),
+            {"max_depth": [None, 8], "min_samples_leaf": [1, 3]},
+            False,
+        ),
+        ModelFamily(
+            "hist_gradient_boosting",
+            lambda seed: HistGradientBoostingRegressor(random_state=seed),
+            {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
+            False,
+        ),
+    ]
+}
+
+
+def family_registry(task: str) -> dict[str, ModelFamily]:
+    """The model families a task can search: regressors for regression, else classifiers."""
+    return REGRESSION_FAMILIES if task == "regression" else FAMILIES
+
+
+def default_families(task: str) -> list[str]:
+    return [name for name, family in family_registry(task).items() if family.in_default_grid]
+
+
+def choose_families(requested: list[str], task: str) -> list[str]:
+    """The config's `models`, checked against the task's registry, else the task's defaults."""
+    return [family_for(task, name).name for name in requested] or default_families(task)
+
+
+def family_for(task: str, name: str) -> ModelFamily:
+    """A family by name; a name the task does not know is a ConfigError listing the known ones."""
+    registry = family_registry(task)
+    if name not in registry:
+        known = ", ".join(registry)
+        raise ConfigError(f"models: '{name}' is not a {task} model family (known: {known}).")
+    return registry[name]
+
+
+def build_imputer(numeric: list[str], categorical: list[str], impute: ImputeConfig) -> Any:
+    """Fill gaps column by column; output stays a DataFrame so SMOTENC can name categoricals."""
+    numeric_imputer = SimpleImputer(strategy=impute.numeric, fill_value=impute.numeric_fill_value)
+    categorical_imputer = SimpleImputer(
+        strategy=impute.categorical, fill_value=impute.categorical_fill_value
+    )
+    transformer = ColumnTransformer(
+        [("numeric", numeric_imputer, numeric), ("categorical", categorical_imputer, categorical)],
+        verbose_feature_names_out=False,
+    )
+    return transformer.set_output(transform="pandas")
+
+
+def build_encoder(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
+    """Scale numbers and one-hot encode categories; unseen categories at predict time are zeros."""
+    return ColumnTransformer(
+        [
+            ("numeric", StandardScaler(), numeric),
+            ("categorical", OneHotEncoder(handle_unknown="ignore"), categorical),
+        ],
+        sparse_threshold=0.0,
+    )
+
+
+def build_sampler(kind: str, categorical: list[str], seed: int) -> Any:
+    """The imblearn sampler for a rebalancing choice; 'passthrough' when nothing is resampled."""
+    if kind == "random_over":
+        return RandomOverSampler(random_state=seed)
+    if kind == "random_under":
+        return RandomUnderSampler(random_state=seed)
+    if kind == "smote":
+        if categorical:
+            return SMOTENC(categorical_features=categorical, random_state=seed)
+        return SMOTE(random_state=seed)
+    return "passthrough"
+
+
+def build_pipeline(
+    family: ModelFamily,
+    numeric: list[str],
+    categorical: list[str],
+    impute: ImputeConfig,
+    seed: int,
+) -> Pipeline:
+    """impute -> rebalance -> encode -> model, with the sampler switched by the grid; two
+    passthrough audit steps record what the fits saw (see tasks/audit.py)."""
+    return Pipeline(
+        [
+            (INPUT_AUDIT, FitAudit()),
+            ("impute", build_imputer(numeric, categorical, impute)),
+            ("rebalance", "passthrough"),
+            (RESAMPLED_AUDIT, FitAudit()),
+            ("encode", build_encoder(numeric, categorical)),
+            ("model", family.build(seed)),
+        ]
+    )
+
+
+def resolve_rebalancing(
+    requested: list[str], family: ModelFamily, roughly_balanced: bool, task: str
+) -> list[str]:
+    """Expand 'auto': nothing when balanced, class weights where the family has them, else
+    random under-sampling (it matched SMOTE's PR-AUC at a third of the cost in our benchmarks)."""
+    if task == "regression":
+        return []  # a continuous target has no classes to rebalance
+    resolved: list[str] = []
+    for choice in requested:
+        if choice == "auto":
+            if roughly_balanced:
+                choice = "none"
+            else:
+                choice = "class_weight" if family.supports_class_weight else "random_under"
+        if choice == "class_weight" and not family.supports_class_weight:
+            choice = "random_over"
+        if choice not in resolved:
+            resolved.append(choice)
+    return resolved
+
+
+def build_param_grid(
+    family: ModelFamily,
+    model_grid: dict[str, list[Any]],
+    rebalancing: list[str],
+    categorical: list[str],
+    seed: int,
+) -> list[dict[str, list[Any]]]:
+    """One sub-grid per rebalancing choice, so the search compares them like any parameter."""
+    model_params = {family.grid_key(key): list(values) for key, values in model_grid.items()}
+    if not rebalancing:  # regression: no sampler to compare
+        return [model_params]
+    grid = []
+    for choice in rebalancing:
+        sub_grid: dict[str, list[Any]] = {
+            "rebalance": [build_sampler(choice, categorical, seed)],
+            **model_params,
+        }
+        if family.supports_class_weight:
+            sub_grid[family.grid_key("class_weight")] = [
+                "balanced" if choice == "class_weight" else None
+            ]
+        grid.append(sub_grid)
+    return grid
+
+
+def unknown_grid_parameters(family: ModelFamily, model_grid: dict[str, list[Any]]) -> list[str]:
+    """Grid keys the family's estimator does not have (a config error naming them)."""
+    known = Pipeline([("model", family.build(0))]).get_params()
+    return [key for key in model_grid if family.grid_key(key) not in known]
+
+
+def rebalancing_name(sampler: Any, class_weight: Any) -> str:
+    """A readable name for the rebalancing a fitted candidate used."""
+    if class_weight == "balanced":
+        return "class_weight"
+    names = {
+        RandomOverSampler: "random_over",
+        RandomUnderSampler: "random_under",
+        SMOTE: "smote",
+        SMOTENC: "smote",
+    }
+    return names.get(type(sampler), "none")

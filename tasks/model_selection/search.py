@@ -1,0 +1,248 @@
+"""Model selection: a cross-validated search per model family, then the best across families."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from imblearn.pipeline import Pipeline
+from sklearn.base import clone
+from sklearn.exceptions import FitFailedWarning
+from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (enables the import below)
+from sklearn.metrics import average_precision_score, make_scorer
+from sklearn.model_selection import (
+    BaseCrossValidator,
+    GridSearchCV,
+    HalvingGridSearchCV,
+    RandomizedSearchCV,
+)
+
+from tasks.data.profile import DataProfile
+from tasks.errors import AllFamiliesFailed, ConfigError
+from tasks.model_selection.pipeline import rebalancing_name
+
+
+@dataclass(frozen=True)
+class SelectionChoice:
+    metric: str
+    reason: str
+
+
+@dataclass
+class FamilyResult:
+    """One family's search: every candidate's CV scores and the refitted best pipeline."""
+
+    family: str
+    status: str
+    best_params: dict[str, Any] = field(default_factory=dict)
+    best_score: float | None = None
+    best_std: float | None = None
+    fit_seconds: float = 0.0
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    estimator: Pipeline | None = None
+    worker: str | None = None  # the Dask worker that ran the search; None when run locally
+
+
+def choose_selection_metric(profile: DataProfile, override: str | None) -> SelectionChoice:
+    """The course's rule: ROC-AUC for roughly balanced classes, PR-AUC for imbalance."""
+    if profile.task == "regression":
+        return choose_regression_metric(override)
+    share = f"{profile.minority_share:.1%}"
+    if override:
+        return SelectionChoice(override, f"set in the config (minority class share {share}).")
+    if profile.task == "multiclass":
+        return SelectionChoice(
+            "f1_macro", "multiclass target: macro F1 weighs every class equally."
+        )
+    if profile.roughly_balanced:
+        return SelectionChoice(
+            "roc_auc", f"classes are roughly balanced (minority share {share}): ROC-AUC."
+        )
+    return SelectionChoice(
+        "average_precision",
+        f"minority class '{profile.positive_label}' is {share} of rows, a moderate to large "
+        "imbalance: precision-recall AUC (average precision).",
+    )
+
+
+REGRESSION_METRICS = (
+    "neg_root_mean_squared_error",
+    "neg_mean_squared_error",
+    "neg_mean_absolute_error",
+    "r2",
+)
+
+
+def choose_regression_metric(override: str | None) -> SelectionChoice:
+    """RMSE by default: the course's MSE, in the target's own units (negated: higher is better)."""
+    if override and override not in REGRESSION_METRICS:
+        raise ConfigError(
+            f"selection_metric '{override}' is a classification metric; a regression target "
+            f"takes one of {', '.join(REGRESSION_METRICS)}."
+        )
+    if override:
+        return SelectionChoice(override, "set in the config.")
+    return SelectionChoice(
+        "neg_root_mean_squared_error",
+        "regression target: RMSE is the square root of the course's MSE, so it punishes large "
+        "errors the same way, but reads in the target's units; scikit-learn maximises scores, "
+        "so it is negated.",
+    )
+
+
+def build_scorer(metric: str, positive_label: str | None) -> Any:
+    """A scorer that knows the positive label (string labels need it for PR-AUC and F1)."""
+    if metric == "average_precision" and positive_label is not None:
+        return make_scorer(
+            average_precision_score,
+            response_method=("decision_function", "predict_proba"),
+            pos_label=positive_label,
+        )
+    if metric == "f1" and positive_label is not None:
+        from sklearn.metrics import f1_score
+
+        return make_scorer(f1_score, pos_label=positive_label)
+    return metric
+
+
+def readable_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Grid parameters as people write them: no pipeline prefix, samplers by name."""
+    estimator_params = {
+        key.removeprefix("model__").removeprefix("estimator__"): value
+        for key, value in params.items()
+        if key.startswith("model__")
+    }
+    readable: dict[str, Any] = {}
+    if "rebalance" in params:  # regression grids have no sampler
+        readable["rebalance"] = rebalancing_name(
+            params["rebalance"], estimator_params.get("class_weight")
+        )
+    for key, value in estimator_params.items():
+        if key != "class_weight":
+            readable[key] = value if np.isscalar(value) else str(value)
+    return readable
+
+
+def finite_or_none(value: Any) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def candidate_rows(family: str, cv_results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per parameter set: the CV score mean and std and the mean fit time."""
+    rows = []
+    for i, params in enumerate(cv_results["params"]):
+        rows.append(
+            {
+                "family": family,
+                "params": readable_params(params),
+                "mean_score": finite_or_none(cv_results["mean_test_score"][i]),
+                "std_score": finite_or_none(cv_results["std_test_score"][i]),
+                "mean_fit_seconds": float(cv_results["mean_fit_time"][i]),
+            }
+        )
+    return rows
+
+
+def build_search(
+    pipeline: Pipeline,
+    grid: list[dict[str, list[Any]]],
+    scoring: Any,
+    folds: BaseCrossValidator,
+    strategy: str,
+    n_iter: int,
+    n_jobs: int,
+    seed: int,
+) -> Any:
+    """Exhaustive grid, successive halving, or a random budget; the best is refit on all rows."""
+    common: dict[str, Any] = {
+        "scoring": scoring,
+        "cv": folds,
+        "n_jobs": n_jobs,
+        "refit": True,
+        "error_score": np.nan,
+    }
+    if strategy == "halving":
+        return HalvingGridSearchCV(pipeline, grid, random_state=seed, factor=3, **common)
+    if strategy == "random":
+        return RandomizedSearchCV(pipeline, grid, n_iter=n_iter, random_state=seed, **common)
+    return GridSearchCV(pipeline, grid, **common)
+
+
+def short_error(error: BaseException) -> str:
+    """One line: for sklearn's 'All the fits failed' (which embeds tracebacks), the last line,
+    which is the estimator's own error."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if "fits failed" not in str(error):
+        return f"{type(error).__name__}: {lines[0]}"
+    name, separator, message = lines[-1].partition(": ")
+    if separator and " " not in name:
+        return f"{name.rsplit('.', 1)[-1]}: {message}"
+    return lines[-1]
+
+
+def search_family(
+    family: str,
+    pipeline: Pipeline,
+    grid: list[dict[str, list[Any]]],
+    X_train: pd.DataFrame,
+    y_train: pd.Series,
+    scoring: Any,
+    folds: BaseCrossValidator,
+    strategy: str = "grid",
+    n_iter: int = 20,
+    n_jobs: int = 1,
+    seed: int = 0,
+) -> FamilyResult:
+    """Cross-validate a family's grid on training rows only; a family that fails is recorded."""
+    started = time.perf_counter()
+    search = build_search(clone(pipeline), grid, scoring, folds, strategy, n_iter, n_jobs, seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitFailedWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            search.fit(X_train, y_train)
+    except Exception as error:  # a family that cannot be fitted must not sink the others
+        return FamilyResult(
+            family,
+            "failed",
+            error=short_error(error),
+            fit_seconds=time.perf_counter() - started,
+        )
+    candidates = candidate_rows(family, search.cv_results_)
+    if all(row["mean_score"] is None for row in candidates):
+        return FamilyResult(
+            family,
+            "failed",
+            candidates=candidates,
+            error="every candidate failed to fit or score",
+            fit_seconds=time.perf_counter() - started,
+        )
+    best = search.best_index_
+    return FamilyResult(
+        family=family,
+        status="completed",
+        best_params=readable_params(search.best_params_),
+        best_score=candidates[best]["mean_score"],
+        best_std=candidates[best]["std_score"],
+        fit_seconds=time.perf_counter() - started,
+        candidates=candidates,
+        estimator=search.best_estimator_,
+    )
+
+
+def select_best(results: list[FamilyResult]) -> FamilyResult:
+    """The completed family with the highest CV score (ties: the first listed)."""
+    completed = [r for r in results if r.status == "completed" and r.best_score is not None]
+    if not completed:
+        reasons = "; ".join(f"{r.family}: {r.error}" for r in results)
+        raise AllFamiliesFailed(f"Every model family failed ({reasons}).")
+    return max(completed, key=lambda r: r.best_score or -math.inf)

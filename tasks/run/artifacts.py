@@ -1,0 +1,94 @@
+"""Prefect UI artifacts with stable keys, so the Artifacts page shows their history across runs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pandas as pd
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+LEADERBOARD_KEY = "leaderboard"
+RUN_SUMMARY_KEY = "run-summary"
+VALIDATION_FAILURES_KEY = "validation-failures"
+SEARCH_PROGRESS_KEY = "search-progress"
+REPORT_LINK_KEY = "run-report"
+# Prefect's UI shows up to this many failure rows comfortably; the CSV holds them all.
+MAX_FAILURE_ROWS = 200
+
+# A terminal (the CLI's progress bar) follows a run by attaching a handler to this logger.
+PROGRESS_LOGGER = "tabpipe.progress"
+
+
+class SearchProgress:
+    """A progress artifact in the UI plus any terminal listeners, moved as families finish."""
+
+    def __init__(self, total: int, dataset: str) -> None:
+        self.total = total
+        self.done = 0
+        artifact_id = create_progress_artifact(
+            progress=0.0,
+            key=SEARCH_PROGRESS_KEY,
+            description=f"{dataset}: model families searched (of {total})",
+        )
+        self.artifact_id: UUID | None = artifact_id if isinstance(artifact_id, UUID) else None
+
+    def advance(self, family: str) -> None:
+        self.done += 1
+        if self.artifact_id is not None:
+            update_progress_artifact(self.artifact_id, progress=100.0 * self.done / self.total)
+        logging.getLogger(PROGRESS_LOGGER).info(
+            "finished %s",
+            family,
+            extra={"done": self.done, "total": self.total, "family": family},
+        )
+
+
+def publish_leaderboard(rows: list[dict[str, Any]], dataset: str) -> None:
+    """Rows best first; the description names the best family, so the run's Artifacts tab does."""
+    best = f"best {rows[0]['family']} " if rows else ""
+    create_table_artifact(
+        key=LEADERBOARD_KEY,
+        table=rows,
+        description=f"{dataset}: {best}({len(rows)} searched), by cross-validated score",
+    )
+
+
+def publish_run_summary(markdown: str, dataset: str) -> None:
+    create_markdown_artifact(
+        key=RUN_SUMMARY_KEY, markdown=markdown, description=f"{dataset}: run summary"
+    )
+
+
+def publish_report_link(report_url: str, run_dir: Path) -> None:
+    # A file:// link: browsers open it only when pasted into the address bar on that machine.
+    create_link_artifact(
+        key=REPORT_LINK_KEY,
+        link=report_url,
+        link_text=f"report of {run_dir.name}",
+        description=f"{run_dir.name}: HTML report (a file on the machine that ran the flow)",
+    )
+
+
+def publish_validation_failures(failure_cases: pd.DataFrame, source: str) -> None:
+    shown = failure_cases.head(MAX_FAILURE_ROWS).astype(str)
+    create_table_artifact(
+        key=VALIDATION_FAILURES_KEY,
+        table=[{str(k): v for k, v in row.items()} for row in shown.to_dict(orient="records")],
+        description=f"{source}: {len(failure_cases)} validation failure(s)",
+    )
+
+
+def publish_segment_leaderboard(rows: list[dict[str, Any]], dataset: str) -> None:
+    """The same `leaderboard` key as training, so the UI shows it in the run's artifacts."""
+    create_table_artifact(
+        key=LEADERBOARD_KEY, table=rows, description=f"{dataset}: silhouette per k (segmentation)"
+    )

@@ -1,0 +1,283 @@
+"""The run's plots, drawn on plain matplotlib Figures (no pyplot state, no GUI backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from sklearn.calibration import CalibrationDisplay
+from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+
+# Small images: they are inlined in the report and in Prefect markdown artifacts (< 1 MB each).
+FIGURE_SIZE = (5.5, 4.2)
+DPI = 90
+
+
+def save_figure(
+    path: Path, draw: Callable[[Axes], None], size: tuple[float, float] = FIGURE_SIZE
+) -> Path:
+    """Draw on a fresh Figure and write it as PNG."""
+    figure = Figure(figsize=size, layout="constrained")
+    draw(figure.add_subplot())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI)
+    return path
+
+
+def draw_confusion_matrix(
+    ax: Axes, y_true: pd.Series, y_pred: pd.Series, classes: list[str]
+) -> None:
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=classes, ax=ax, colorbar=False, cmap="Blues"
+    )
+    ax.set_title("Confusion matrix (test set)")
+
+
+def one_vs_rest(classes: list[str], positive_label: str | None) -> list[str]:
+    """The classes that get their own curve: the positive one, or each class of a multiclass."""
+    return [positive_label] if positive_label is not None else classes
+
+
+def curve_legend_title(positive_label: str | None) -> str:
+    """Curves are one-vs-rest, so the legend names the positive class of each."""
+    return f"positive class '{positive_label}'" if positive_label else "each class vs the rest"
+
+
+def draw_roc(
+    ax: Axes,
+    y_true: pd.Series,
+    probabilities: pd.DataFrame,
+    classes: list[str],
+    positive_label: str | None,
+) -> None:
+    for label in one_vs_rest(classes, positive_label):
+        RocCurveDisplay.from_predictions(
+            y_true == label,
+            probabilities[label],
+            pos_label=True,
+            ax=ax,
+            name=str(label),
+            plot_chance_level=label == one_vs_rest(classes, positive_label)[-1],
+        )
+    ax.set(
+        xlabel="False positive rate",
+        ylabel="True positive rate (recall)",
+        title="ROC curve (test set)",
+    )
+    ax.legend(title=curve_legend_title(positive_label), fontsize="small")
+
+
+def draw_precision_recall(
+    ax: Axes,
+    y_true: pd.Series,
+    probabilities: pd.DataFrame,
+    classes: list[str],
+    positive_label: str | None,
+) -> None:
+    for label in one_vs_rest(classes, positive_label):
+        PrecisionRecallDisplay.from_predictions(
+            y_true == label,
+            probabilities[label],
+            pos_label=True,
+            ax=ax,
+            name=str(label),
+            plot_chance_level=True,
+        )
+    ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall curve (test set)")
+    ax.legend(title=curve_legend_title(positive_label), fontsize="small")
+
+
+def draw_cv_scores(ax: Axes, cv_results: pd.DataFrame, metric: str) -> None:
+    """Every candidate's CV mean ± std, grouped by family."""
+    families = list(dict.fromkeys(cv_results["family"]))
+    for position, family in enumerate(families):
+        rows = cv_results[cv_results["family"] == family]
+        jitter = np.linspace(-0.25, 0.25, len(rows)) if len(rows) > 1 else np.zeros(1)
+        ax.errorbar(
+            position + jitter,
+            rows["mean_score"],
+            yerr=rows["std_score"],
+            fmt="o",
+            markersize=4,
+            capsize=2,
+        )
+    ax.set_xticks(range(len(families)), families, rotation=30, ha="right")
+    ax.set_ylabel(f"CV {metric}")
+    ax.set_title("Cross-validated score per candidate")
+
+
+def draw_class_balance(ax: Axes, class_counts: dict[str, int]) -> None:
+    labels = list(class_counts)
+    counts = [class_counts[label] for label in labels]
+    bars = ax.bar(labels, counts, color="#4c72b0")
+    total = sum(counts)
+    ax.bar_label(bars, labels=[f"{c} ({c / total:.1%})" for c in counts])
+    ax.set_ylabel("rows")
+    ax.set_title("Class balance")
+
+
+def draw_missing_values(ax: Axes, missing_per_column: dict[str, int], n_rows: int) -> None:
+    """Share of empty cells per feature column (the columns with gaps first)."""
+    ordered = sorted(missing_per_column.items(), key=lambda item: -item[1])[:30]
+    names = [name for name, _ in ordered]
+    shares = [count / max(n_rows, 1) for _, count in ordered]
+    ax.barh(names[::-1], shares[::-1], color="#dd8452")
+    ax.set_xlabel("share of rows missing")
+    ax.set_xlim(0, max([*shares, 0.05]) * 1.15)
+    ax.set_title("Missing values per column")
+
+
+def write_classification_plots(
+    plots_dir: Path,
+    predictions: pd.DataFrame,
+    probabilities: pd.DataFrame,
+    classes: list[str],
+    positive_label: str | None,
+    cv_results: pd.DataFrame,
+    metric: str,
+    profile: Any,
+) -> dict[str, Path]:
+    """All plots of the run-directory contract; returns name -> path."""
+    y_true, y_pred = predictions["y_true"], predictions["y_pred"]
+    return {
+        "confusion_matrix": save_figure(
+            plots_dir / "confusion_matrix.png",
+            lambda ax: draw_confusion_matrix(ax, y_true, y_pred, classes),
+        ),
+        "roc": save_figure(
+            plots_dir / "roc.png",
+            lambda ax: draw_roc(ax, y_true, probabilities, classes, positive_label),
+        ),
+        "precision_recall": save_figure(
+            plots_dir / "precision_recall.png",
+            lambda ax: draw_precision_recall(ax, y_true, probabilities, classes, positive_label),
+        ),
+        "class_balance": save_figure(
+            plots_dir / "class_balance.png",
+            lambda ax: draw_class_balance(ax, profile.class_counts),
+        ),
+        **write_search_and_data_plots(plots_dir, cv_results, metric, profile),
+    }
+
+
+def write_search_and_data_plots(
+    plots_dir: Path, cv_results: pd.DataFrame, metric: str, profile: Any
+) -> dict[str, Path]:
+    """The plots every supervised run has: CV score per candidate, missing values per column."""
+    return {
+        "cv_scores": save_figure(
+            plots_dir / "cv_scores.png", lambda ax: draw_cv_scores(ax, cv_results, metric)
+        ),
+        "missing_values": save_figure(
+            plots_dir / "missing_values.png",
+            lambda ax: draw_missing_values(ax, profile.missing_per_column, profile.n_rows),
+        ),
+    }
+
+
+def draw_predicted_vs_actual(ax: Axes, y_true: pd.Series, y_pred: pd.Series) -> None:
+    """Points on the diagonal are perfect predictions."""
+    ax.scatter(y_true, y_pred, s=14, alpha=0.7, color="#4c72b0")
+    low = float(min(y_true.min(), y_pred.min()))
+    high = float(max(y_true.max(), y_pred.max()))
+    ax.plot([low, high], [low, high], linestyle="--", color="grey", label="y = x")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.legend(loc="upper left")
+    ax.set_title("Predicted vs actual (test set)")
+
+
+def draw_residuals(ax: Axes, y_true: pd.Series, y_pred: pd.Series) -> None:
+    """Residual (actual − predicted) against prediction: a pattern means the model missed one."""
+    ax.scatter(y_pred, y_true - y_pred, s=14, alpha=0.7, color="#dd8452")
+    ax.axhline(0.0, linestyle="--", color="grey")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("residual (actual − predicted)")
+    ax.set_title("Residuals (test set)")
+
+
+def draw_target_distribution(ax: Axes, y: pd.Series, target: str) -> None:
+    ax.hist(y, bins=30, color="#4c72b0")
+    ax.set_xlabel(target)
+    ax.set_ylabel("rows")
+    ax.set_title("Target distribution (training rows)")
+
+
+def write_regression_plots(
+    plots_dir: Path,
+    predictions: pd.DataFrame,
+    y_train: pd.Series,
+    cv_results: pd.DataFrame,
+    metric: str,
+    profile: Any,
+) -> dict[str, Path]:
+    """The regression run's plots (in place of the confusion matrix and the curves)."""
+    y_true, y_pred = predictions["y_true"], predictions["y_pred"]
+    return {
+        "predicted_vs_actual": save_figure(
+            plots_dir / "predicted_vs_actual.png",
+            lambda ax: draw_predicted_vs_actual(ax, y_true, y_pred),
+        ),
+        "residuals": save_figure(
+            plots_dir / "residuals.png", lambda ax: draw_residuals(ax, y_true, y_pred)
+        ),
+        "target_distribution": save_figure(
+            plots_dir / "target_distribution.png",
+            lambda ax: draw_target_distribution(ax, y_train, profile.target),
+        ),
+        **write_search_and_data_plots(plots_dir, cv_results, metric, profile),
+    }
+
+
+def draw_calibration(
+    ax: Axes, y_true: pd.Series, probabilities: pd.DataFrame, curve_classes: list[str]
+) -> None:
+    for label in curve_classes:
+        CalibrationDisplay.from_predictions(
+            y_true == label,
+            probabilities[label],
+            pos_label=True,
+            n_bins=10,
+            strategy="quantile",
+            ax=ax,
+            name=str(label),
+        )
+    ax.set_title("Calibration (test set)")
+
+
+def draw_importance(ax: Axes, table: pd.DataFrame) -> None:
+    shown = table.head(20).iloc[::-1]
+    ax.barh(
+        shown["column"], shown["importance_mean"], xerr=shown["importance_std"], color="#55a868"
+    )
+    ax.set_xlabel("drop in selection score when shuffled")
+    ax.set_title("Permutation importance (test set)")
+
+
+def write_explanation_plots(
+    plots_dir: Path,
+    *,
+    importance: pd.DataFrame,
+    y_test: pd.Series,
+    probabilities: pd.DataFrame,
+    classes: list[str],
+    positive_label: str | None,
+) -> dict[str, Path]:
+    """Permutation importance, and the calibration curve when there are probabilities."""
+    plots = {
+        "permutation_importance": save_figure(
+            plots_dir / "permutation_importance.png", lambda ax: draw_importance(ax, importance)
+        ),
+    }
+    if classes:
+        curve_classes = [positive_label] if positive_label is not None else classes
+        plots["calibration"] = save_figure(
+            plots_dir / "calibration.png",
+            lambda ax: draw_calibration(ax, y_test, probabilities, curve_classes),
+        )
+    return plots

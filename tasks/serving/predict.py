@@ -1,0 +1,153 @@
+"""Predictions on new rows with a saved model: checked file, training schema, card threshold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from imblearn.pipeline import Pipeline
+
+from tasks.data.validate import validate_frame
+from tasks.errors import DataError, ValidationFailed
+from tasks.evaluation.evaluate import PROBABILITY_PREFIX
+from tasks.run.model_io import load_checked_model
+from tasks.serving.registry import champion_dir, read_json_or_none
+
+CHAMPION_PREFIX = "champion:"
+MODEL_FILE = Path("models", "best.joblib")
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+@dataclass(frozen=True)
+class RunModel:
+    """A saved model ready for new rows: the pipeline, its card, and the schema rows must pass."""
+
+    run_dir: Path
+    model: Pipeline
+    card: dict[str, Any]
+    schema: pa.DataFrameSchema
+    target: str
+
+    @property
+    def input_columns(self) -> list[str]:
+        return list(self.card["input_columns"])
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.card["classes"]]
+
+
+def model_path_of(reference: str, runs_dir: Path) -> Path:
+    """models/best.joblib of `champion:NAME`, of a run directory, or the file itself."""
+    if reference.startswith(CHAMPION_PREFIX):
+        return champion_dir(runs_dir, reference.removeprefix(CHAMPION_PREFIX)) / MODEL_FILE
+    path = Path(reference)
+    return path / MODEL_FILE if path.is_dir() else path
+
+
+def prediction_schema(
+    training: pa.DataFrameSchema, target: str, inputs: list[str]
+) -> pa.DataFrameSchema:
+    """The training schema for new rows: the target may be absent or empty; columns the model
+    does not use (dropped in training) may be absent."""
+    optional = {
+        name: {"required": False}
+        for name in training.columns
+        if name not in inputs and name != target
+    }
+    if target in training.columns:
+        optional[target] = {"required": False, "nullable": True}
+    return training.update_columns(optional) if optional else training
+
+
+def read_run_schema(run_dir: Path) -> pa.DataFrameSchema:
+    path = run_dir / "schema.yaml"
+    if not path.is_file():
+        raise DataError(f"Run '{run_dir}' has no schema.yaml, so new rows cannot be validated.")
+    return pa.DataFrameSchema.from_yaml(path)
+
+
+def load_run_model(reference: str, runs_dir: Path, trust: bool = False) -> RunModel:
+    """The checked model (hash, location) of a run, with the schema new rows must pass."""
+    model_path = model_path_of(reference, runs_dir)
+    model, card = load_checked_model(model_path, runs_dir, trust)
+    run_dir = model_path.parent.parent
+    metrics = read_json_or_none(run_dir / "metrics.json") or {}
+    target = str(metrics.get("target", ""))
+    schema = prediction_schema(read_run_schema(run_dir), target, list(card["input_columns"]))
+    return RunModel(run_dir, model, card, schema, target)
+
+
+def predict_with_card(model: Pipeline, card: dict[str, Any], X: pd.DataFrame) -> pd.DataFrame:
+    """y_pred and one probability column per class (named by class); a binary model with a
+    decision threshold in its card predicts the positive class at or above it."""
+    classes = [str(c) for c in model.classes_]
+    features = X[list(card["input_columns"])]
+    probabilities = pd.DataFrame(model.predict_proba(features), columns=classes, index=X.index)
+    threshold, positive = card.get("decision_threshold"), card.get("positive_label")
+    if threshold is None or positive is None or len(classes) != 2:
+        labels = pd.Series(model.predict(features), index=X.index).astype(str)
+    else:
+        negative = next(c for c in classes if c != str(positive))
+        chosen = np.where(probabilities[str(positive)] >= threshold, str(positive), negative)
+        labels = pd.Series(chosen, index=X.index, dtype=str)
+    return probabilities.assign(y_pred=labels)
+
+
+def prediction_failure_message(cases: pd.DataFrame, source: str, run_model: RunModel) -> str:
+    """One sentence naming the missing columns and the columns with failing values."""
+    missing_rows = cases["check"].astype(str) == "column_in_dataframe"
+    missing = [str(c) for c in dict.fromkeys(cases.loc[missing_rows, "failure_case"])]
+    failing = [str(c) for c in dict.fromkeys(cases.loc[~missing_rows, "column"].dropna())]
+    parts = []
+    if missing:
+        parts.append("missing column(s) " + ", ".join(f"'{c}'" for c in missing))
+    if failing:
+        parts.append(
+            f"{int((~missing_rows).sum())} failing value(s) in column(s) "
+            + ", ".join(f"'{c}'" for c in failing)
+        )
+    return (
+        f"Data '{source}' does not match the training schema of run "
+        f"{run_model.card['run_id']}: {'; '.join(parts) or 'see the failure cases'}."
+    )
+
+
+def predict_rows(run_model: RunModel, frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Validate new rows with the training schema, then predict: row, [y_true,] y_pred and
+    proba_<class> per class. Raises ValidationFailed naming every failing column."""
+    if frame.empty:
+        raise DataError(f"Data '{source}' has no rows to predict.")
+    try:
+        validated = validate_frame(frame, run_model.schema, source)
+    except ValidationFailed as failure:
+        message = prediction_failure_message(failure.failure_cases, source, run_model)
+        raise ValidationFailed(message, failure.failure_cases) from None
+    output = predict_with_card(run_model.model, run_model.card, validated)
+    result = pd.DataFrame({"row": frame.index, "y_pred": output["y_pred"].to_numpy()})
+    if run_model.target in validated.columns:
+        result.insert(1, "y_true", validated[run_model.target].astype("string").to_numpy())
+    for label in run_model.classes:
+        result[f"{PROBABILITY_PREFIX}{label}"] = output[label].to_numpy()
+    return result
+
+
+def class_balance(predictions: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
+    """How many rows were predicted as each class, and their share."""
+    counts = predictions["y_pred"].value_counts().reindex(classes, fill_value=0)
+    total = max(int(counts.sum()), 1)
+    return [{"class": c, "rows": int(n), "share": int(n) / total} for c, n in counts.items()]
+
+
+def write_predictions_file(predictions: pd.DataFrame, path: Path) -> Path:
+    """CSV (full float precision) or Parquet by the file's suffix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        predictions.to_parquet(path, index=False)
+    else:
+        predictions.to_csv(path, index=False, float_format="%.17g")
+    return path

@@ -1,0 +1,187 @@
+"""The champion registry (runs/registry.json) and the list of runs.
+
+One champion per dataset name. The file is only ever replaced whole (write a hidden temporary
+file, then rename), under a lock, so concurrent runs never leave it half written.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tasks.errors import RegistryError
+from tasks.run.rundir import PARTIAL_SUFFIX, to_jsonable, utc_now
+
+REGISTRY_FILE = "registry.json"
+LOCK_FILE = ".registry.lock"
+# The history keeps the latest decisions only; each run's own files keep all of its numbers.
+MAX_HISTORY = 500
+
+
+def empty_registry() -> dict[str, Any]:
+    return {"champions": {}, "history": []}
+
+
+def read_registry(runs_dir: Path) -> dict[str, Any]:
+    """The registry, or an empty one when no run has become champion yet."""
+    path = runs_dir / REGISTRY_FILE
+    if not path.is_file():
+        return empty_registry()
+    try:
+        registry = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RegistryError(f"Registry '{path}' is not valid JSON.") from error
+    if not isinstance(registry, dict) or not isinstance(registry.get("champions"), dict):
+        raise RegistryError(f"Registry '{path}' has no 'champions' mapping.")
+    registry.setdefault("history", [])
+    return registry
+
+
+def write_registry(runs_dir: Path, registry: dict[str, Any]) -> Path:
+    """Replace the registry whole: readers see the old file or the new one, never a mix."""
+    path = runs_dir / REGISTRY_FILE
+    temporary = runs_dir / f".{REGISTRY_FILE}.{secrets.token_hex(4)}.tmp"
+    text = json.dumps(to_jsonable(registry), indent=2, sort_keys=True, allow_nan=False)
+    temporary.write_text(text + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
+@contextmanager
+def locked_registry(runs_dir: Path) -> Iterator[dict[str, Any]]:
+    """Read, let the caller change, and write the registry while holding an exclusive lock."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    with (runs_dir / LOCK_FILE).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        registry = read_registry(runs_dir)
+        yield registry
+        write_registry(runs_dir, registry)
+
+
+def champion_run_id(runs_dir: Path, dataset: str) -> str | None:
+    entry = read_registry(runs_dir)["champions"].get(dataset)
+    return entry["run_id"] if entry else None
+
+
+def champion_dir(runs_dir: Path, dataset: str) -> Path:
+    """The directory of a dataset's champion run; a RegistryError names what is missing."""
+    run_id = champion_run_id(runs_dir, dataset)
+    if run_id is None:
+        raise RegistryError(
+            f"No champion for '{dataset}' in '{runs_dir / REGISTRY_FILE}'; train a run or "
+            "`tabpipe promote RUN` first."
+        )
+    return runs_dir / run_id
+
+
+def crown(
+    registry: dict[str, Any], dataset: str, run_id: str, reason: str, evidence: dict[str, Any]
+) -> None:
+    """Make run_id the dataset's champion, and remember the decision."""
+    previous = registry["champions"].get(dataset, {}).get("run_id")
+    registry["champions"][dataset] = {"run_id": run_id, "since": utc_now(), "reason": reason}
+    registry["history"].append(
+        {
+            "dataset": dataset,
+            "run_id": run_id,
+            "replaced": previous,
+            "at": utc_now(),
+            "reason": reason,
+            **evidence,
+        }
+    )
+    del registry["history"][:-MAX_HISTORY]
+
+
+def record_champion(runs_dir: Path, decision: dict[str, Any]) -> dict[str, Any]:
+    """Apply a champion decision of a finished run; a champion changed meanwhile is kept."""
+    if not decision.get("becomes_champion"):
+        return decision
+    with locked_registry(runs_dir) as registry:
+        current = registry["champions"].get(decision["dataset"], {}).get("run_id")
+        if current != decision["compared_with"]:
+            return {**decision, "becomes_champion": False, "note": "champion changed meanwhile"}
+        evidence = {k: decision.get(k) for k in ("metric", "difference", "ci_low", "ci_high")}
+        crown(registry, decision["dataset"], decision["run_id"], decision["reason"], evidence)
+    return decision
+
+
+def read_json_or_none(path: Path) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def run_dataset(manifest: dict[str, Any], metrics: dict[str, Any] | None) -> str:
+    """A run's dataset name: metrics.json says it; a failed run's config still does."""
+    if metrics and metrics.get("dataset"):
+        return str(metrics["dataset"])
+    config = manifest.get("config") or {}
+    return str(config.get("name") or Path(str(config.get("data", "unknown"))).stem)
+
+
+def selection_score(metrics: dict[str, Any]) -> float | None:
+    """The test value of the run's selection metric (None when undefined)."""
+    test = metrics.get("test_metrics") or {}
+    metric = metrics.get("selection_metric")
+    named = {
+        "f1": (test.get("binary") or {}).get("f1"),
+        "f1_macro": (test.get("macro") or {}).get("f1"),
+        "f1_micro": (test.get("micro") or {}).get("f1"),
+    }
+    value = named[metric] if metric in named else test.get(str(metric))
+    return float(value) if isinstance(value, int | float) else None
+
+
+def run_row(run_dir: Path, champions: dict[str, str]) -> dict[str, Any]:
+    """One line of `tabpipe runs`: status, key metrics, and whether it is its dataset's champion."""
+    manifest = read_json_or_none(run_dir / "manifest.json") or {}
+    metrics = read_json_or_none(run_dir / "metrics.json")
+    dataset = run_dataset(manifest, metrics)
+    return {
+        "run_id": run_dir.name,
+        "dataset": dataset,
+        "status": manifest.get("status", "unknown"),
+        "started_at": manifest.get("started_at"),
+        "best_model": (metrics or {}).get("best_model", {}).get("family"),
+        "metric": (metrics or {}).get("selection_metric"),
+        "test_score": selection_score(metrics) if metrics else None,
+        "champion": champions.get(dataset) == run_dir.name,
+        "error": manifest.get("error"),
+    }
+
+
+def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
+    """Every run directory (completed and failed), newest first; staging dirs are not runs."""
+    if not runs_dir.is_dir():
+        return []
+    champions = {
+        name: entry["run_id"] for name, entry in read_registry(runs_dir)["champions"].items()
+    }
+    rows = [
+        run_row(path, champions)
+        for path in runs_dir.iterdir()
+        if path.is_dir()
+        and not path.name.startswith(".")
+        and not path.name.endswith(PARTIAL_SUFFIX)
+    ]
+    return sorted(rows, key=lambda r: (r["started_at"] or "", r["run_id"]), reverse=True)
+
+
+def resolve_run_dir(reference: str, runs_dir: Path) -> Path:
+    """A run given as a directory path or as a run id inside runs_dir."""
+    as_path = Path(reference)
+    for candidate in (as_path, runs_dir / reference):
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    raise RegistryError(
+        f"Run '{reference}' is neither a run directory nor a run id in '{runs_dir}'."
+    )

@@ -1,0 +1,133 @@
+"""The training flow on a real Dask cluster (a scheduler and two workers on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.deployments import check_dask_address, train_flow
+from tasks.errors import ConfigError
+from tasks.model_selection.parallel import cv_parallelism, dask_worker_address
+from tests.conftest import PROJECT_ROOT, free_port, make_frame, stop_process
+
+SCHEDULER = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path) -> Iterator[str]:
+    """`dask scheduler` + two single-thread `dask worker`s, with this checkout on their path."""
+    from distributed import Client
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),  # workers unpickle tasks.* and flows.*: same code
+        "PREFECT_HOME": str(tmp_path / "prefect-workers"),
+    }
+    worker = [*WORKER, address, "--nworkers", "1", "--nthreads", "1"]
+    commands = {
+        "scheduler": [*SCHEDULER, "--port", str(port), "--host", "127.0.0.1", "--no-dashboard"],
+        "worker-1": [*worker, "--host", "127.0.0.1", "--no-dashboard"],
+        "worker-2": [*worker, "--host", "127.0.0.1", "--no-dashboard"],
+    }
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for name, command in commands.items():
+            with (tmp_path / f"{name}.log").open("wb") as log:
+                processes.append(
+                    subprocess.Popen(
+                        command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                    )
+                )
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for process in reversed(processes):
+            stop_process(process, grace_seconds=30)
+
+
+def tiny_config(tmp_path: Path) -> Path:
+    data = tmp_path / "tiny.csv"
+    make_frame(160, seed=3).to_csv(data, index=False)
+    config = {
+        "data": str(data),
+        "target": "label",
+        "models": ["logistic_regression", "decision_tree"],
+        "split": {"cv_folds": 2},
+        "runs_dir": str(tmp_path / "runs"),
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+@pytest.mark.e2e
+def test_train_runs_family_searches_on_dask_workers(
+    prefect_harness: None, dask_cluster: str, tmp_path: Path
+) -> None:
+    from distributed import Client
+
+    from flows.runtime import TrainParameters
+
+    run_dir = Path(train_flow(dask_cluster)(TrainParameters(config=str(tiny_config(tmp_path)))))
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed"
+    assert (run_dir / "models" / "best.joblib").is_file()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {f["family"]: f["status"] for f in metrics["families"]} == {
+        "logistic_regression": "completed",
+        "decision_tree": "completed",
+    }
+    with Client(dask_cluster, timeout=30) as client:
+        workers = set(client.scheduler_info()["workers"])
+        prefixes = client.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.task_prefixes)
+        )
+    # each family task ran on a worker of this cluster ...
+    assert set(manifest["family_workers"]) == {"logistic_regression", "decision_tree"}
+    assert set(manifest["family_workers"].values()) <= workers
+    # ... and the CV fits inside went to the cluster through joblib's Dask backend
+    assert "search_model_family" in prefixes
+    assert any(prefix.startswith("batch_of__fit_and_score") for prefix in prefixes)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:8786", "tcp://127.0.0.1", "http://h:1", "tcp://:1"])
+def test_a_malformed_dask_address_is_a_config_error(address: str) -> None:
+    with pytest.raises(ConfigError, match="--dask-address"):
+        check_dask_address(address)
+
+
+def test_a_dask_address_gives_the_flow_a_dask_task_runner() -> None:
+    from prefect_dask import DaskTaskRunner
+
+    from flows.train import train
+
+    assert train_flow(None) is train
+    runner = train_flow("tcp://10.0.0.5:8786").task_runner
+    assert isinstance(runner, DaskTaskRunner)
+    assert runner.address == "tcp://10.0.0.5:8786"
+
+
+def test_outside_a_dask_worker_the_cv_runs_locally_with_openmp_capped_in_its_thread() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    def jobs_and_openmp_threads() -> tuple[int, int]:
+        with cv_parallelism(2, threads=1) as jobs:
+            return jobs, _openmp_effective_n_threads()
+
+    assert dask_worker_address() is None
+    with ThreadPoolExecutor(1) as pool:  # a task runner's thread, as in the flow
+        assert pool.submit(jobs_and_openmp_threads).result() == (2, 1)

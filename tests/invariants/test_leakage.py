@@ -1,0 +1,96 @@
+"""Leakage invariants, proven on real fits: nothing learns from validation folds or test rows."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.config import ImputeConfig
+from tasks.data.profile import profile_frame
+from tasks.data.split import DataSplit, make_folds, split_frame
+from tasks.model_selection.audit import INPUT_AUDIT, audit_leakage
+from tasks.model_selection.pipeline import FAMILIES, build_param_grid, build_pipeline
+from tasks.model_selection.search import build_scorer, search_family
+from tests.conftest import make_frame
+
+SENTINEL = 1e9
+
+
+def sentinel_split(rebalancing: str) -> tuple[DataSplit, object, object]:
+    """A split whose test rows alone hold a huge sentinel in x1, searched with mean imputation."""
+    frame = make_frame(160, positive_share=0.2, seed=1)
+    profile = profile_frame(frame, "label")
+    test_rows = split_frame(frame, profile, 0.25, seed=0).X_test.index
+    frame.loc[test_rows, "x1"] = SENTINEL
+    split = split_frame(frame, profile, 0.25, seed=0)
+    assert split.X_test.index.equals(test_rows)  # same seed, same split
+    folds, _ = make_folds(split.y_train, 3, seed=0)
+    family = FAMILIES["logistic_regression"]
+    pipeline = build_pipeline(
+        family,
+        profile.numeric_columns,
+        profile.categorical_columns,
+        ImputeConfig(numeric="mean"),
+        seed=0,
+    )
+    grid = build_param_grid(family, {"C": [1.0]}, [rebalancing], profile.categorical_columns, 0)
+    scorer = build_scorer("average_precision", "yes")
+    result = search_family(
+        "logistic_regression", pipeline, grid, split.X_train, split.y_train, scorer, folds
+    )
+    return split, result, (folds, scorer)
+
+
+@pytest.mark.parametrize("rebalancing", ["random_over", "smote", "random_under"])
+def test_a_test_only_sentinel_never_reaches_the_imputer(rebalancing: str) -> None:
+    split, result, (folds, _scorer) = sentinel_split(rebalancing)
+    imputer_means = result.estimator.named_steps["impute"].named_transformers_["numeric"]
+    assert imputer_means.statistics_[0] < 10  # one sentinel among the rows would make it huge
+    audit = audit_leakage(result.estimator, split.X_train, split.y_train, split.X_test, folds)
+    assert audit["no_leakage_found"]
+    assert audit["final_refit"]["test_rows_in_fit"] == 0
+
+
+def test_every_fold_fits_exactly_its_training_rows_and_keeps_validation_untouched() -> None:
+    split, result, (folds, _scorer) = sentinel_split("random_over")
+    audit = audit_leakage(result.estimator, split.X_train, split.y_train, split.X_test, folds)
+    original_share = (split.y_train == "yes").mean()
+    validation_total = {"no": 0, "yes": 0}
+    for fold in audit["cv_folds"]:
+        assert fold["fit_rows_equal_train_fold"]
+        assert fold["validation_rows_in_fit"] == 0
+        assert fold["fitted_steps"]["imputer"]["fingerprint"] == fold["train_fold"]["fingerprint"]
+        # resampling acted on the training fold only: balanced there, original ratio in validation
+        after = fold["class_counts_after_resampling"]
+        assert after["yes"] == after["no"]
+        validation = fold["validation_class_counts"]
+        assert validation["yes"] / sum(validation.values()) == pytest.approx(
+            original_share, abs=0.05
+        )
+        for label, count in validation.items():
+            validation_total[label] += count
+    assert validation_total == split.y_train.value_counts().to_dict()
+
+
+def test_the_audit_detects_leakage_when_test_rows_were_fitted() -> None:
+    """The check is computed: hand it a model fitted on test rows and it says so."""
+    split, result, (folds, _scorer) = sentinel_split("random_over")
+    leaky_model = result.estimator
+    leaky_model.fit(
+        pd.concat([split.X_train, split.X_test]), pd.concat([split.y_train, split.y_test])
+    )
+    audit = audit_leakage(leaky_model, split.X_train, split.y_train, split.X_test, folds)
+    assert audit["final_refit"]["test_rows_in_fit"] == len(split.X_test)
+    assert not audit["no_leakage_found"]
+
+
+def test_fold_models_never_saw_the_sentinel_either() -> None:
+    split, result, (folds, _) = sentinel_split("smote")
+    from sklearn.model_selection import cross_validate
+
+    refits = cross_validate(
+        result.estimator, split.X_train, split.y_train, cv=folds, return_estimator=True
+    )
+    for model in refits["estimator"]:
+        statistics = model.named_steps["impute"].named_transformers_["numeric"].statistics_
+        assert np.all(statistics < 10)
+        assert not np.isin(model.named_steps[INPUT_AUDIT].row_index_, split.X_test.index).any()

@@ -1,0 +1,217 @@
+"""Nothing lost: a run appears whole or not at all, a failed run says why, runs never collide,
+one failing model family does not sink the others, and file-touching tasks retry safely."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prefect import flow
+
+from flows.runtime import TrainParameters
+from flows.train import train
+from tasks.data.read import LoadedTable, read_table
+from tasks.errors import AllFamiliesFailed, DataError
+from tasks.steps import load_data
+from tests.conftest import PROJECT_ROOT, make_frame
+
+# Only a safety net for a hung subprocess; no test asserts how long anything takes.
+SUBPROCESS_DEADLINE_SECONDS = 300
+
+
+def visible_runs(runs_dir: Path) -> list[Path]:
+    return sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def partial_runs(runs_dir: Path) -> list[Path]:
+    return sorted(runs_dir.glob(".*.partial"))
+
+
+def train_in_process(tmp_path: Path, *overrides: str) -> Path:
+    data = tmp_path / "data.csv"
+    make_frame(80).to_csv(data, index=False)
+    params = TrainParameters(
+        data=str(data),
+        target="label",
+        overrides=[f"runs_dir={tmp_path / 'runs'}", "split.cv_folds=2", *overrides],
+    )
+    return Path(train(params))
+
+
+def train_command(data: Path, runs_dir: Path, *overrides: str) -> list[str]:
+    sets = [f"--set={item}" for item in (f"runs_dir={runs_dir}", "split.cv_folds=2", *overrides)]
+    command = [sys.executable, "-m", "flows.cli.main", "train", "--data", str(data)]
+    return [*command, "--target", "label", *sets]
+
+
+def start_train(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A new session, so the run and its ephemeral Prefect server are one process group."""
+    return subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def wait_for_manifest_in_staging(runs_dir: Path, process: subprocess.Popen[bytes]) -> Path:
+    """The staging directory once the run has written its first manifest (mid-run)."""
+    deadline = time.monotonic() + SUBPROCESS_DEADLINE_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        found = list(runs_dir.glob(".*.partial/manifest.json"))
+        if found:
+            return found[0].parent
+        time.sleep(0.05)
+    raise AssertionError(f"no run started: {process.communicate()[1].decode()[-2000:]}")
+
+
+@pytest.mark.e2e
+def test_kill_9_mid_run_leaves_nothing_that_looks_complete(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    data, runs_dir = tmp_path / "data.csv", tmp_path / "runs"
+    make_frame(200).to_csv(data, index=False)
+    process = start_train(train_command(data, runs_dir, "models=[random_forest]"), cli_env)
+    try:
+        staging = wait_for_manifest_in_staging(runs_dir, process)
+        os.killpg(process.pid, signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL  # killed mid-run, not finished
+    finally:
+        stop_group(process)
+    assert visible_runs(runs_dir) == []
+    assert partial_runs(runs_dir) == [staging]
+    manifest = json.loads((staging / "manifest.json").read_text())
+    assert manifest["status"] == "running"
+    assert not (staging / "metrics.json").exists()
+
+
+@pytest.mark.e2e
+def test_two_runs_started_together_are_two_complete_runs(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    data, runs_dir = tmp_path / "data.csv", tmp_path / "runs"
+    make_frame(80).to_csv(data, index=False)
+    command = train_command(data, runs_dir, "models=[logistic_regression]")
+    processes = [start_train(command, cli_env) for _ in range(2)]
+    try:
+        outputs = [p.communicate(timeout=SUBPROCESS_DEADLINE_SECONDS) for p in processes]
+    finally:
+        for process in processes:
+            stop_group(process)
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err.decode()[-2000:]
+    runs = visible_runs(runs_dir)
+    assert len(runs) == 2
+    for run in runs:
+        assert json.loads((run / "manifest.json").read_text())["status"] == "completed"
+        assert (run / "metrics.json").is_file()
+    assert partial_runs(runs_dir) == []
+
+
+def test_a_failed_run_is_in_place_with_its_error(tmp_path: Path, prefect_harness: None) -> None:
+    data = tmp_path / "data.csv"
+    make_frame(80).assign(label="no").to_csv(data, index=False)
+    params = TrainParameters(
+        data=str(data), target="label", overrides=[f"runs_dir={tmp_path / 'runs'}"]
+    )
+    with pytest.raises(DataError, match="single class"):
+        train(params)
+    (run,) = visible_runs(tmp_path / "runs")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["error_type"] == "DataError"
+    assert "Target column 'label' has a single class ('no'); need two." in manifest["error"]
+    assert partial_runs(tmp_path / "runs") == []
+
+
+def test_a_family_whose_fit_raises_is_recorded_and_the_others_go_on(
+    tmp_path: Path, prefect_harness: None
+) -> None:
+    run = train_in_process(
+        tmp_path,
+        "models=[logistic_regression, decision_tree]",
+        "grids.logistic_regression.C=[-1.0]",
+    )
+    metrics = json.loads((run / "metrics.json").read_text())
+    status = {family["family"]: family for family in metrics["families"]}
+    assert status["logistic_regression"]["status"] == "failed"
+    error = status["logistic_regression"]["error"]
+    assert error.startswith("InvalidParameterError: The 'C' parameter of LogisticRegression")
+    assert "Traceback" not in error  # one line, not sklearn's embedded tracebacks
+    assert status["decision_tree"]["status"] == "completed"
+    assert metrics["best_model"]["family"] == "decision_tree"
+    leaderboard = json.loads((run / "leaderboard.json").read_text())
+    assert [row["status"] for row in leaderboard] == ["completed", "failed"]
+    assert leaderboard[1]["family"] == "logistic_regression"
+    assert json.loads((run / "manifest.json").read_text())["status"] == "completed"
+
+
+def test_the_run_fails_only_when_every_family_fails(tmp_path: Path, prefect_harness: None) -> None:
+    with pytest.raises(AllFamiliesFailed, match="Every model family failed"):
+        train_in_process(
+            tmp_path,
+            "models=[logistic_regression, decision_tree]",
+            "grids.logistic_regression.C=[-1.0]",
+            "grids.decision_tree.max_depth=[-3]",
+        )
+    (run,) = visible_runs(tmp_path / "runs")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert "logistic_regression: InvalidParameterError: The 'C' parameter" in manifest["error"]
+    assert "decision_tree: InvalidParameterError: The 'max_depth' parameter" in manifest["error"]
+
+
+@flow
+def load_in_a_flow(path: Path) -> LoadedTable:
+    return load_data(path)
+
+
+def test_a_retried_load_gives_the_same_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None
+) -> None:
+    path = tmp_path / "data.csv"
+    make_frame(40).to_csv(path, index=False)
+    attempts: list[Path] = []
+
+    def flaky_read(file: Path) -> object:
+        attempts.append(file)
+        if len(attempts) == 1:
+            raise OSError("the network share went away")
+        return read_table(file)
+
+    monkeypatch.setattr("tasks.steps.read_table", flaky_read)
+    table = load_in_a_flow(path)
+    direct = read_table(path)
+    assert len(attempts) == 2
+    assert table.sha256 == direct.sha256
+    pd.testing.assert_frame_equal(table.frame, direct.frame)
+
+
+def test_a_bad_file_is_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None
+) -> None:
+    attempts: list[Path] = []
+
+    def refuse(file: Path) -> object:
+        attempts.append(file)
+        raise DataError(f"File '{file}' is empty.")
+
+    monkeypatch.setattr("tasks.steps.read_table", refuse)
+    with pytest.raises(DataError, match="is empty"):
+        load_in_a_flow(tmp_path / "empty.csv")
+    assert len(attempts) == 1
