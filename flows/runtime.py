@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from tasks.checks import load_config
-from tasks.config import RunConfig
-from tasks.data.read import LoadedTable
+from tasks.config import RunConfig, parse_config
 from tasks.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tasks.data.read import LoadedTable
 
 
 class TrainParameters(BaseModel):
@@ -37,8 +38,26 @@ def parallel_plan(n_families: int, cores: int) -> tuple[int, int]:
     return concurrent, max(1, cores // concurrent)
 
 
+def check_before_start(params: TrainParameters) -> RunConfig:
+    """What a user can get wrong, cheapest first, before Prefect is imported or a server starts:
+    the command line and config keys (did-you-mean), the data file and its header (the target
+    among its columns), then the families, grids and schema the config names."""
+    from tasks.data.header import check_target_in_header
+
+    early = parse_config(
+        Path(params.config) if params.config else None,
+        overrides=params.overrides,
+        data=Path(params.data) if params.data else None,
+        target=params.target,
+    )
+    check_target_in_header(early.data, early.target)
+    return resolve_config(params)
+
+
 def resolve_config(params: TrainParameters) -> RunConfig:
     """The training config the parameters name, checked (families, grids, schema)."""
+    from tasks.checks import load_config  # model families: scikit-learn, imported only here
+
     config = load_config(
         Path(params.config) if params.config else None,
         overrides=params.overrides,
@@ -77,3 +96,54 @@ def data_facts(table: LoadedTable) -> dict[str, Any]:
         "columns": table.frame.shape[1],
         "notes": table.notes,
     }
+
+
+MAX_HISTORY_ROWS = 50
+# The test-metric names (metrics.json) a selection metric is reported under.
+TEST_METRIC_NAMES = {
+    "f1_macro": "macro_f1",
+    "f1_micro": "micro_f1",
+    "neg_root_mean_squared_error": "rmse",
+    "neg_mean_squared_error": "mse",
+    "neg_mean_absolute_error": "mae",
+}
+
+
+def interval_text(run_dir: Path, metric: str | None, score: float | None) -> str:
+    """`f1 0.8123 (95% 0.7612 to 0.8588)`: the run's test score of its selection metric."""
+    import json
+
+    if metric is None or score is None:
+        return "n/a"
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{metric} {score:.4f}"
+    intervals = metrics.get("test_metrics", {}).get("intervals", {}).get("metrics", {})
+    interval = intervals.get(TEST_METRIC_NAMES.get(metric, metric)) or {}
+    low, high = interval.get("low"), interval.get("high")
+    if low is None or high is None:
+        return f"{metric} {score:.4f}"
+    return f"{metric} {score:.4f} (95% {low:.4f} to {high:.4f})"
+
+
+def dataset_history(runs_dir: Path, dataset: str) -> list[dict[str, Any]]:
+    """The dataset's completed runs, newest first, for the UI's `history-<dataset>` table."""
+    from tasks.serving.registry import list_runs
+
+    rows = []
+    for row in list_runs(runs_dir):
+        if row["dataset"] != dataset or row["status"] != "completed":
+            continue
+        rows.append(
+            {
+                "run": row["run_id"],
+                "date": (row["started_at"] or "")[:16].replace("T", " "),
+                "best family": row["best_model"] or "n/a",
+                "test metric": interval_text(
+                    runs_dir / row["run_id"], row["metric"], row["test_score"]
+                ),
+                "champion": "yes" if row["champion"] else "",
+            }
+        )
+    return rows[:MAX_HISTORY_ROWS]

@@ -15,6 +15,7 @@ from flows.runtime import (
     available_cores,
     current_flow_run_id,
     data_facts,
+    dataset_history,
     generate_run_name,
     parallel_plan,
     resolve_config,
@@ -31,9 +32,11 @@ from tasks.model_selection.search import (
 )
 from tasks.run.artifacts import (
     SearchProgress,
+    publish_history,
     publish_leaderboard,
     publish_report_link,
     publish_run_summary,
+    report_stage,
 )
 from tasks.run.outputs import RunWriter, TrainingOutputs, build_metrics, timed_summaries
 from tasks.run.report import leaderboard_rows, report_url, run_summary_markdown
@@ -91,13 +94,16 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
     writer = RunWriter.begin(config, flow_run_id=current_flow_run_id())
     clock = StageClock()
     with writer.failed_on_error():
+        report_stage("load")
         table = load_data(config.data)
         writer.manifest["data"] = data_facts(table)
         clock.lap("load")
+        report_stage("validate")
         schema = choose_schema(config, table)
         writer.schema_yaml = schema.to_yaml() or ""
         frame = validate_data(table, schema)
         clock.lap("validate")
+        report_stage("profile")
         profile = profile_data(frame, config)
         writer.manifest["data"].update(profile_summary(profile, table.notes))
         split = split_data(frame, profile, config)
@@ -109,6 +115,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         results = search_all_families(families, split, profile, config, selection.metric, folds)
         best = select_best(results)
         clock.lap("search")
+        report_stage("evaluate")
         model, threshold = finalise_model(best, split, profile, config, folds)
         predictions, test_metrics = evaluate_model(model, split, profile, threshold, config.seed)
         audit = audit_run(model, split, folds, tuned=threshold is not None)
@@ -131,6 +138,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         # of metrics.json (byte-identical for the same data, config and seed).
         champion = compare_with_champion(config, writer.run.run_id, metrics, predictions, split)
         leaderboard = leaderboard_rows(timed_summaries(results))
+        report_stage("write")
         outputs = TrainingOutputs(
             metrics=metrics,
             champion=champion,
@@ -152,5 +160,6 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         config.dataset_name,
     )
     publish_report_link(report_url(final), final)
+    publish_history(dataset_history(config.runs_dir, config.dataset_name), config.dataset_name)
     get_run_logger().info("Run complete: %s (best %s)", final, best.family)
     return str(final)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 from pathlib import Path
 from typing import Any, Literal
@@ -129,11 +130,51 @@ class RunConfig(StrictModel):
         return self.name or self.data.stem.replace(".", "-")
 
 
-def _format_validation_error(error: ValidationError, source: str) -> str:
+def known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed next to the one at loc (the fields of the model that holds it)."""
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            # e.g. `threshold: ThresholdConfig | None`: the model inside the union
+            annotation = next(
+                (
+                    a
+                    for a in getattr(annotation, "__args__", ())
+                    if isinstance(a, type) and issubclass(a, BaseModel)
+                ),
+                None,
+            )
+        if annotation is None:
+            return []
+        model = annotation
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def did_you_mean(loc: tuple[Any, ...]) -> str:
+    matches = difflib.get_close_matches(str(loc[-1]), known_keys(loc), n=1, cutoff=0.6)
+    return f" Did you mean '{'.'.join([*map(str, loc[:-1]), matches[0]])}'?" if matches else ""
+
+
+def source_of(loc: tuple[Any, ...], source: str, overrides: list[str]) -> str:
+    """The --set that wrote the failing key, if one did (the last wins); else the config file."""
+    key_path = [str(part) for part in loc]
+    for assignment in reversed(overrides):
+        keys = assignment.split("=", 1)[0].strip().split(".")
+        if key_path[: len(keys)] == keys or keys[: len(key_path)] == key_path:
+            return f"--set {assignment}"
+    return source
+
+
+def _format_validation_error(
+    error: ValidationError, source: str, overrides: list[str] | None = None
+) -> str:
     first = error.errors()[0]
     key_path = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    source = source_of(tuple(first["loc"]), source, overrides or [])
     if first["type"] == "extra_forbidden":
-        return f"{source}: unknown key '{key_path}'."
+        return f"{source}: unknown key '{key_path}'.{did_you_mean(tuple(first['loc']))}"
     if first["type"] == "missing":
         return f"{source}: required key '{key_path}' is missing."
     return f"{source}: key '{key_path}' {first['msg'].lower()} (got {first.get('input')!r})."
@@ -144,7 +185,15 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
     if "=" not in assignment:
         raise ConfigError(f"--set '{assignment}' must look like key=value.")
     key, raw_value = assignment.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw_value)
+    try:
+        value = yaml.safe_load(raw_value)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise ConfigError(
+            f"--set '{assignment}' (command line): the value is not valid YAML ({problem}); "
+            "quote it, e.g. --set 'models=[knn]'."
+        ) from error
+    return key.strip().split("."), value
 
 
 def apply_overrides(raw: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
@@ -174,12 +223,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return raw
 
 
-def build_config(raw: dict[str, Any], source: str, base_dir: Path | None = None) -> RunConfig:
-    """Validate a raw mapping; relative data paths resolve against base_dir (the project root)."""
+def build_config(
+    raw: dict[str, Any],
+    source: str,
+    base_dir: Path | None = None,
+    overrides: list[str] | None = None,
+) -> RunConfig:
+    """Validate a raw mapping; relative data paths resolve against base_dir (the project root).
+    An error in a key a --set wrote names that --set, not the file."""
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(_format_validation_error(error, source)) from error
+        raise ConfigError(_format_validation_error(error, source, overrides)) from error
     if config.task != "clustering" and not config.target:
         # Only segmentation learns without a target; every other task names its column.
         raise ConfigError(f"{source}: required key 'target' is missing.")
@@ -230,7 +285,12 @@ def parse_config(
         raw["target"] = target
     raw = apply_overrides(raw, overrides or [])
     source = str(path) if path else "command line"
-    return build_config(raw, source, base_dir=project_root_of(path) if path else Path.cwd())
+    return build_config(
+        raw,
+        source,
+        base_dir=project_root_of(path) if path else Path.cwd(),
+        overrides=overrides or [],
+    )
 
 
 def project_root_of(config_path: Path) -> Path:

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from flows.server import Connection
 
 MAX_FAILURES_SHOWN = 20
 
@@ -26,3 +34,33 @@ def print_failure_cases(error: BaseException) -> None:
     for row in cases.head(MAX_FAILURES_SHOWN).itertuples(index=False):
         table.add_row(*(str(v) for v in row))
     error_console.print(table)
+
+
+class DropTracebacks(logging.Filter):
+    """Keep Prefect's console quiet about user errors: the CLI says them in one sentence."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+
+def quiet_prefect_console(debug: bool) -> None:
+    """Terminal shows warnings only (the UI still gets every log); --debug shows all."""
+    from prefect.logging.configuration import setup_logging
+
+    setup_logging()
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.INFO if debug else logging.WARNING)
+        if not debug:
+            handler.addFilter(DropTracebacks())
+
+
+@contextmanager
+def prefect_session(debug: bool, *, temporary_ok: bool = True) -> Iterator[Connection]:
+    """Connect to the project's Prefect server (or a temporary one), then import Prefect with a
+    quiet console. Commands enter it only after their own checks, so a user's mistake is
+    answered before any server starts."""
+    from flows.server import prefect_connection
+
+    with prefect_connection(temporary_ok=temporary_ok) as connection:
+        quiet_prefect_console(debug)
+        yield connection

@@ -4,10 +4,9 @@ tracebacks are for bugs and for --debug."""
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from collections.abc import Callable
+from importlib import metadata
 
 from flows.cli.console import error_console, print_failure_cases
 from flows.cli.contracts import add_init_parser, add_validate_parser
@@ -15,46 +14,19 @@ from flows.cli.metrics import add_metrics_parser
 from flows.cli.replay import add_replay_parser
 from flows.cli.segment import add_segment_parser
 from flows.cli.serve import add_serve_parser
+from flows.cli.server import add_server_parser
 from flows.cli.serving import add_serving_parsers
 from flows.cli.train import add_train_parser
+from flows.server import apply_prefect_defaults
 from tasks.errors import USER_ERRORS
 
 USER_ERROR_EXIT = 2
-# Quiet, offline Prefect defaults (docs/prefect.md); the user's environment wins.
-PREFECT_DEFAULTS = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_EPHEMERAL_ENABLED": "true",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",
-}
-
-
-def apply_prefect_defaults() -> None:
-    for key, value in PREFECT_DEFAULTS.items():
-        os.environ.setdefault(key, value)
-
-
-class DropTracebacks(logging.Filter):
-    """Keep Prefect's console quiet about user errors: the CLI says them in one sentence."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR
-
-
-def quiet_prefect_console(debug: bool) -> None:
-    """Terminal shows warnings only (the UI still gets every log); --debug shows all."""
-    from prefect.logging.configuration import setup_logging
-
-    setup_logging()
-    for handler in logging.getLogger().handlers:
-        handler.setLevel(logging.INFO if debug else logging.WARNING)
-        if not debug:
-            handler.addFilter(DropTracebacks())
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tabpipe", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="Show tracebacks and Prefect logs.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {tabpipe_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     add_train_parser(commands)
     add_replay_parser(commands)
@@ -62,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_segment_parser(commands)
     add_serving_parsers(commands)
     add_serve_parser(commands)
+    add_server_parser(commands)
     add_init_parser(commands)
     add_validate_parser(commands)
     return parser
@@ -79,10 +52,18 @@ def run_command(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         return USER_ERROR_EXIT
 
 
+def tabpipe_version() -> str:
+    try:
+        return metadata.version("tabpipe")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Parse, then run the command; each command connects to Prefect itself, after the checks
+    a user's mistake fails (flows/cli/console.py prefect_session)."""
     args = build_parser().parse_args(argv)
     apply_prefect_defaults()
-    quiet_prefect_console(args.debug)
     return run_command(args.handler, args)
 
 

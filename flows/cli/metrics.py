@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -84,6 +83,8 @@ def read_confusion_matrix(path: Path) -> tuple[np.ndarray, list[str]]:
     if len(rows) < 2:
         raise DataError(f"Confusion matrix '{path}' needs at least two labels.")
     frame.index, frame.columns = rows, columns
+    import pandas as pd  # here, not at start-up: every command imports this module
+
     values = frame.loc[rows, rows].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     if np.isnan(values).any() or (values < 0).any() or (values % 1 != 0).any():
         raise DataError(f"Confusion matrix '{path}' must hold whole-number counts ≥ 0 only.")

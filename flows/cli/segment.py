@@ -10,8 +10,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tasks.run.report import format_value
-
 console = Console()
 
 
@@ -31,6 +29,8 @@ PER_K_COLUMNS = ("k", "silhouette", "inertia", "smallest_cluster", "largest_clus
 
 def readable(value: Any) -> str:
     """Numbers to five significant digits (profiles mix grams and millimetres), None as n/a."""
+    from tasks.run.report import format_value  # scikit-learn: imported when a result is shown
+
     return format_value(value, ".5g")
 
 

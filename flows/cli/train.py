@@ -11,35 +11,57 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from pydantic import BaseModel
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from flows.cli.console import console
 
 LEADERBOARD_COLUMNS = ("family", "status", "cv_score", "best_params", "fit_seconds")
+SHORT_HEADERS = {"cv_score": "CV score", "best_params": "best params", "fit_seconds": "fit s"}
+# Names scikit-learn pipelines put before a parameter: noise in a table people read.
+PARAM_PREFIXES = ("model__", "classifier__", "regressor__", "estimator__", "preprocess__")
+WIDE_TERMINAL = 120
+STAGE_LABELS = {
+    "start": "starting the flow",
+    "load": "load the data",
+    "validate": "validate against the schema",
+    "profile": "profile and split",
+    "evaluate": "evaluate on the test set",
+    "write": "write the run",
+}
+
+
+def stage_description(record: logging.LogRecord) -> tuple[str, int, int | None]:
+    """The bar's label, done and total for one progress event (search counts families)."""
+    stage = getattr(record, "stage", "search")
+    if stage == "search":
+        done, total = getattr(record, "done", 0), getattr(record, "total", None)
+        family = getattr(record, "family", "")
+        last = f" (last: {family})" if family else ""
+        return f"search {done}/{total} families{last}", done, total
+    return STAGE_LABELS.get(stage, stage), 0, None
 
 
 @contextmanager
 def training_progress() -> Iterator[None]:
-    """A terminal bar that moves as model families finish."""
+    """A terminal bar naming the stage (load, validate, search 3/6 families, evaluate, write)
+    with the elapsed time."""
     from tasks.run.artifacts import PROGRESS_LOGGER
 
     progress = Progress(
-        TextColumn("[bold]searching model families"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(bar_width=24),
         TimeElapsedColumn(),
         console=console,
         transient=True,
     )
-    bar = progress.add_task("", total=None)
+    bar = progress.add_task(STAGE_LABELS["start"], total=None)
 
     class Advance(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            done, total = getattr(record, "done", 0), getattr(record, "total", None)
-            family = getattr(record, "family", "")
-            progress.update(bar, completed=done, total=total, description=f"finished {family}")
+            description, done, total = stage_description(record)
+            progress.update(bar, description=description, completed=done, total=total)
 
     handler = Advance()
     logger = logging.getLogger(PROGRESS_LOGGER)
@@ -52,25 +74,75 @@ def training_progress() -> Iterator[None]:
         logger.removeHandler(handler)
 
 
-def print_run_result(run_dir: Path) -> None:
-    """Leaderboard, the best model's test metrics, and where the run is."""
+def short_param(name: str) -> str:
+    for prefix in PARAM_PREFIXES:
+        name = name.removeprefix(prefix)
+    return name
+
+
+def params_cell(row: dict[str, Any]) -> str:
+    """One parameter a line (so a narrow terminal wraps between them, not inside a word)."""
+    params = row.get("best_params")
+    if isinstance(params, dict):
+        return "\n".join(f"{short_param(k)}={format_param(v)}" for k, v in params.items())
+    text = str(params or "")
+    return "\n".join(short_param(part.strip()) for part in text.split(", ")) if text else ""
+
+
+def format_param(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def leaderboard_table(metrics: dict[str, Any], leaderboard: list[dict[str, Any]]) -> Table:
+    """Readable at 80 columns (short headers, a parameter a line), roomy at 120 and more."""
+    from tasks.run.report import format_value
+
+    wide = console.width >= WIDE_TERMINAL
+    table = Table(
+        title=f"Leaderboard ({metrics['selection_metric']}, {metrics['cv_folds']}-fold CV)",
+        show_lines=not wide,
+        padding=(0, 1),
+    )
+    for column in LEADERBOARD_COLUMNS:
+        header = column if wide else SHORT_HEADERS.get(column, column)
+        numeric = column in ("cv_score", "fit_seconds")
+        table.add_column(
+            header,
+            overflow="fold",
+            justify="right" if numeric else "left",
+            no_wrap=numeric or column == "family",
+            ratio=3 if column == "best_params" else None,
+        )
+    for row in leaderboard:
+        cells = {column: format_value(row.get(column)) for column in LEADERBOARD_COLUMNS}
+        cells["best_params"] = params_cell(row).replace("\n", ", ") if wide else params_cell(row)
+        table.add_row(*(cells[c] for c in LEADERBOARD_COLUMNS))
+    return table
+
+
+def positive_class_note(metrics: dict[str, Any]) -> str:
+    """For a binary run: which class precision, recall and F1 are about."""
+    if metrics.get("task") != "binary" or metrics.get("positive_label") is None:
+        return ""
+    return f" (positive class: {metrics['positive_label']})"
+
+
+def print_run_result(run_dir: Path, ui_url: str | None = None) -> None:
+    """Leaderboard, the best model's test metrics, and where the run is (disk and UI)."""
     from tasks.run.report import format_value, leakage_line, metric_rows, threshold_text
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     leaderboard = json.loads((run_dir / "leaderboard.json").read_text())
-    table = Table(
-        title=f"Leaderboard ({metrics['selection_metric']}, {metrics['cv_folds']}-fold CV)"
+    console.print(leaderboard_table(metrics, leaderboard))
+    console.print(
+        f"Selection metric: {metrics['selection_metric']}: {metrics['selection_reason']}",
+        highlight=False,
     )
-    for column in LEADERBOARD_COLUMNS:
-        table.add_column(column, overflow="fold")
-    for row in leaderboard:
-        table.add_row(*(format_value(row[c]) for c in LEADERBOARD_COLUMNS))
-    console.print(table)
-    console.print(f"Selection metric: {metrics['selection_metric']}: {metrics['selection_reason']}")
     rows = metric_rows(metrics["test_metrics"])
-    scores = Table(title=f"Best model {metrics['best_model']['family']}: test metrics")
+    best = metrics["best_model"]["family"]
+    scores = Table(title=f"Best model {best}: test metrics{positive_class_note(metrics)}")
     for column in rows[0]:
-        scores.add_column(column)
+        scores.add_column(column, justify="left" if column == "metric" else "right")
     for row in rows:
         scores.add_row(*(format_value(v) for v in row.values()))
     console.print(scores)
@@ -84,6 +156,22 @@ def print_run_result(run_dir: Path) -> None:
         console.print(f"Champion of '{metrics['dataset']}': {verdict}: {decision['reason']}")
     print_run_notes(run_dir, metrics)
     console.print(f"Run directory: {run_dir}")
+    print_ui_link(run_dir, ui_url)
+
+
+def print_ui_link(run_dir: Path, ui_url: str | None) -> None:
+    from flows.server import flow_run_url
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    flow_run_id = manifest.get("flow_run_id")
+    if ui_url and flow_run_id:
+        console.print(f"In the Prefect UI: {flow_run_url(ui_url, flow_run_id)}", soft_wrap=True)
+    elif flow_run_id:
+        console.print(
+            "In the Prefect UI: after `tabpipe server start` (this run is in the project's "
+            "Prefect home).",
+            soft_wrap=True,
+        )
 
 
 def print_run_notes(run_dir: Path, metrics: dict[str, Any]) -> None:
@@ -95,11 +183,9 @@ def print_run_notes(run_dir: Path, metrics: dict[str, Any]) -> None:
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from prefect import tags
-
-    from flows.deployments import api_shared_with_workers, train_flow
-    from flows.runtime import TrainParameters, resolve_config
-    from tasks.checks import check_data_file
+    from flows.cli.console import prefect_session
+    from flows.cli.stop import stoppable
+    from flows.runtime import TrainParameters, check_before_start
 
     params = TrainParameters(
         config=str(args.config) if args.config else None,
@@ -107,22 +193,68 @@ def command_train(args: argparse.Namespace) -> int:
         target=args.target,
         overrides=args.set or [],
     )
-    config = resolve_config(params)  # config errors surface before Prefect starts
-    check_data_file(config)
-    dataset = config.dataset_name
-    train = train_flow(args.dask_address)
-    with (
-        tags("tabpipe", f"dataset:{dataset}"),
-        api_shared_with_workers(args.dask_address),
-        training_progress(),
-    ):
-        run_dir = Path(train(params, resolved=config))
-    print_run_result(run_dir)
+    config = check_before_start(params)  # a user's mistake is answered before Prefect starts
+    if args.dask_address:
+        from flows.deployments import check_dask_address
+
+        check_dask_address(args.dask_address)
+    with stoppable(), prefect_session(args.debug) as connection:
+        from prefect import tags
+
+        from flows.deployments import api_shared_with_workers, train_flow
+
+        train = train_flow(args.dask_address)
+        with (
+            tags("tabpipe", f"dataset:{config.dataset_name}"),
+            api_shared_with_workers(args.dask_address),
+            training_progress(),
+        ):
+            run_dir = Path(train(params, resolved=config))
+        print_run_result(run_dir, connection.ui_url)
     return 0
 
 
+TRAIN_EPILOG = """examples:
+  tabpipe train configs/penguins.yaml
+  tabpipe train --data my.csv --target churned
+  tabpipe train configs/penguins.yaml --set split.cv_folds=3 --set 'models=[logistic, knn]'
+
+--set keys (KEY=VALUE, the value read as YAML; see docs/configuration.md):
+{keys}
+"""
+
+
+def settable_keys() -> str:
+    """Every config key --set accepts, dotted, wrapped to the terminal."""
+    import textwrap
+
+    from tasks.config import RunConfig
+
+    keys: list[str] = []
+    for name, field in RunConfig.model_fields.items():
+        annotation = field.annotation
+        inner = [
+            a
+            for a in (annotation, *getattr(annotation, "__args__", ()))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        key = field.alias or name
+        if inner:
+            keys.extend(f"{key}.{sub}" for sub in inner[0].model_fields)
+        else:
+            keys.append(key)
+    return textwrap.fill(", ".join(keys), width=78, initial_indent="  ", subsequent_indent="  ")
+
+
 def add_train_parser(commands: Any) -> None:
-    parser = commands.add_parser("train", help="Validate, search models, evaluate, write a run.")
+    parser = commands.add_parser(
+        "train",
+        help="Validate, search models, evaluate, write a run.",
+        description="Validate the data, search the model families, evaluate the best on held-out "
+        "rows and write a run directory under runs/.",
+        epilog=TRAIN_EPILOG.format(keys=settable_keys()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("config", nargs="?", type=Path, help="YAML config (configs/NAME.yaml).")
     parser.add_argument("--data", type=Path, help="CSV or Parquet file (without a config).")
     parser.add_argument("--target", help="Column to predict (with --data).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -24,8 +25,22 @@ REPORT_LINK_KEY = "run-report"
 # Prefect's UI shows up to this many failure rows comfortably; the CSV holds them all.
 MAX_FAILURE_ROWS = 200
 
+HISTORY_KEY = "history"
 # A terminal (the CLI's progress bar) follows a run by attaching a handler to this logger.
 PROGRESS_LOGGER = "tabpipe.progress"
+STAGES = ("load", "validate", "profile", "search", "evaluate", "write")
+
+
+def artifact_key(prefix: str, dataset: str) -> str:
+    """`<prefix>-<dataset>` in Prefect's key alphabet (^[a-z0-9-]*$), so each key's history in
+    the UI is one dataset's history."""
+    slug = re.sub(r"[^a-z0-9]+", "-", dataset.lower()).strip("-") or "dataset"
+    return f"{prefix}-{slug}"
+
+
+def report_stage(stage: str) -> None:
+    """Tell terminal listeners which stage the run is in (the search reports its own counts)."""
+    logging.getLogger(PROGRESS_LOGGER).info("stage %s", stage, extra={"stage": stage})
 
 
 class SearchProgress:
@@ -34,6 +49,9 @@ class SearchProgress:
     def __init__(self, total: int, dataset: str) -> None:
         self.total = total
         self.done = 0
+        logging.getLogger(PROGRESS_LOGGER).info(
+            "searching", extra={"stage": "search", "done": 0, "total": total, "family": ""}
+        )
         artifact_id = create_progress_artifact(
             progress=0.0,
             key=SEARCH_PROGRESS_KEY,
@@ -48,7 +66,7 @@ class SearchProgress:
         logging.getLogger(PROGRESS_LOGGER).info(
             "finished %s",
             family,
-            extra={"done": self.done, "total": self.total, "family": family},
+            extra={"stage": "search", "done": self.done, "total": self.total, "family": family},
         )
 
 
@@ -56,7 +74,7 @@ def publish_leaderboard(rows: list[dict[str, Any]], dataset: str) -> None:
     """Rows best first; the description names the best family, so the run's Artifacts tab does."""
     best = f"best {rows[0]['family']} " if rows else ""
     create_table_artifact(
-        key=LEADERBOARD_KEY,
+        key=artifact_key(LEADERBOARD_KEY, dataset),
         table=rows,
         description=f"{dataset}: {best}({len(rows)} searched), by cross-validated score",
     )
@@ -64,7 +82,19 @@ def publish_leaderboard(rows: list[dict[str, Any]], dataset: str) -> None:
 
 def publish_run_summary(markdown: str, dataset: str) -> None:
     create_markdown_artifact(
-        key=RUN_SUMMARY_KEY, markdown=markdown, description=f"{dataset}: run summary"
+        key=artifact_key(RUN_SUMMARY_KEY, dataset),
+        markdown=markdown,
+        description=f"{dataset}: run summary",
+    )
+
+
+def publish_history(rows: list[dict[str, Any]], dataset: str) -> None:
+    """The dataset's runs, newest first (run, date, best family, test metric, champion): one
+    table per run under one key, so the latest version is the whole history."""
+    create_table_artifact(
+        key=artifact_key(HISTORY_KEY, dataset),
+        table=rows,
+        description=f"{dataset}: every completed run, newest first ({len(rows)})",
     )
 
 
@@ -88,7 +118,9 @@ def publish_validation_failures(failure_cases: pd.DataFrame, source: str) -> Non
 
 
 def publish_segment_leaderboard(rows: list[dict[str, Any]], dataset: str) -> None:
-    """The same `leaderboard` key as training, so the UI shows it in the run's artifacts."""
+    """The `leaderboard-<dataset>` key training uses, so the run's artifacts show it."""
     create_table_artifact(
-        key=LEADERBOARD_KEY, table=rows, description=f"{dataset}: silhouette per k (segmentation)"
+        key=artifact_key(LEADERBOARD_KEY, dataset),
+        table=rows,
+        description=f"{dataset}: silhouette per k (segmentation)",
     )

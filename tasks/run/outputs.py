@@ -7,11 +7,13 @@ directory is then renamed into place whole.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import yaml
@@ -138,7 +140,17 @@ class TrainingOutputs:
     leaderboard: list[dict[str, Any]]
 
 
-@dataclass
+def error_text(error: BaseException) -> str:
+    """What the manifest says went wrong; a stop by signal reads "interrupted (SIGINT)"."""
+    signal_number = getattr(error, "signal", None)
+    if isinstance(error, KeyboardInterrupt) and not isinstance(signal_number, int):
+        signal_number = signal.SIGINT
+    if isinstance(signal_number, int) and not isinstance(error, Exception):
+        return f"interrupted ({signal.Signals(signal_number).name})"
+    return str(error)
+
+
+@dataclass(eq=False)  # identity: open_writers holds each writer once
 class RunWriter:
     """Owns one run directory: the only code that writes into it."""
 
@@ -146,6 +158,9 @@ class RunWriter:
     manifest: dict[str, Any]
     schema_yaml: str | None = None
     plots: dict[str, Path] = field(default_factory=dict)
+    # Runs of this process still in staging: an interrupted command fails them on its way out.
+    open_writers: ClassVar[list[RunWriter]] = []
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def begin(cls, config: RunConfig, *, flow_run_id: str | None) -> RunWriter:
@@ -163,27 +178,44 @@ class RunWriter:
         write_json(run.path("manifest.json"), manifest)
         # The resolved config, so `tabpipe replay RUN_DIR` (or a person) can re-run exactly this.
         run.path("config.yaml").write_text(yaml.safe_dump(manifest["config"], sort_keys=False))
-        return cls(run, manifest)
+        writer = cls(run, manifest)
+        cls.open_writers.append(writer)
+        return writer
+
+    @classmethod
+    def fail_open_runs(cls, error: BaseException) -> list[Path]:
+        """Mark every run this process still has in staging failed (a signal stops them all)."""
+        return [path for writer in list(cls.open_writers) if (path := writer.fail(error))]
+
+    def closed(self) -> None:
+        if self in self.open_writers:
+            self.open_writers.remove(self)
 
     def write_schema(self) -> None:
         if self.schema_yaml is not None:
             self.run.path("schema.yaml").write_text(self.schema_yaml, encoding="utf-8")
 
-    def fail(self, error: BaseException) -> Path:
-        """Keep what is known (schema, failure cases), mark the run failed, put it in place."""
-        self.write_schema()
-        failure_cases = getattr(error, "failure_cases", None)
-        if isinstance(failure_cases, pd.DataFrame):
-            write_failure_cases(failure_cases, self.run.path("validation", "failure_cases.csv"))
-        failed = {
-            **self.manifest,
-            "status": "failed",
-            "error": str(error),
-            "error_type": type(error).__name__,
-            "ended_at": utc_now(),
-        }
-        write_json(self.run.path("manifest.json"), failed)
-        return publish_run(self.run)
+    def fail(self, error: BaseException) -> Path | None:
+        """Keep what is known (schema, failure cases), mark the run failed, put it in place;
+        once only (the flow and a signal's clean-up may both try), None if already done."""
+        with self._lock:
+            if not self.run.staging.is_dir():
+                return None
+            self.write_schema()
+            failure_cases = getattr(error, "failure_cases", None)
+            if isinstance(failure_cases, pd.DataFrame):
+                write_failure_cases(failure_cases, self.run.path("validation", "failure_cases.csv"))
+            failed = {
+                **self.manifest,
+                "status": "failed",
+                "error": error_text(error),
+                "error_type": type(error).__name__,
+                "ended_at": utc_now(),
+            }
+            write_json(self.run.path("manifest.json"), failed)
+            final = publish_run(self.run)
+            self.closed()
+            return final
 
     @contextmanager
     def failed_on_error(self) -> Iterator[None]:
@@ -219,7 +251,9 @@ class RunWriter:
         """report.html, then manifest.json last, then the rename that makes the run appear."""
         self.run.path("report.html").write_text(report_html_text, encoding="utf-8")
         write_json(self.run.path("manifest.json"), self.manifest)
-        final = publish_run(self.run)
+        with self._lock:
+            final = publish_run(self.run)
+            self.closed()
         staging = self.run.staging
         self.plots = {name: final / path.relative_to(staging) for name, path in self.plots.items()}
         return final

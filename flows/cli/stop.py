@@ -1,0 +1,152 @@
+"""Stop means stop: Ctrl-C (SIGINT) or SIGTERM ends a command within seconds, and cleanly.
+
+The first signal unwinds the flow in the main thread (KeyboardInterrupt, or Prefect's own
+TerminationSignal while a flow runs), so the run's writer marks the run failed with
+"interrupted (SIGINT)" and Prefect records the flow run as crashed. Then, or after
+GRACE_SECONDS if the unwinding is stuck behind a busy worker thread, `hard_stop` fails any run
+still in staging, stops this process's temporary Prefect server and every child process (CV
+workers, resource trackers), prints one line and exits with 128 + the signal number.
+
+A watcher thread learns of each signal through `signal.set_wakeup_fd`, which Python's C-level
+handler writes to whichever Python handler (ours or Prefect's) is installed at the time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+GRACE_SECONDS = 6.0
+CHILD_GRACE_SECONDS = 1.5
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal, raised in the main thread so every `finally` and writer on the way runs."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(f"interrupted ({signal.Signals(signal_number).name})")
+        self.signal = signal_number
+
+
+class StopState:
+    """The first stop signal received, and the lock that lets only one clean-up run."""
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+        self.lock = threading.Lock()
+        self.stopping = False
+
+
+STATE = StopState()
+
+
+def exit_code(signal_number: int) -> int:
+    return 128 + signal_number
+
+
+def stop_children() -> None:
+    """Temporary Prefect servers by their PID (they stop their own workers), then every other
+    process this one started: SIGTERM, and SIGKILL for what is still there after a moment."""
+    import psutil
+
+    from flows.server import TEMPORARY_SERVERS, stop_pid
+
+    for pid in list(TEMPORARY_SERVERS):
+        stop_pid(pid, grace_seconds=3.0)
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(children, timeout=CHILD_GRACE_SECONDS)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            continue
+    psutil.wait_procs(alive, timeout=CHILD_GRACE_SECONDS)
+
+
+def hard_stop(signal_number: int) -> None:
+    """Fail open runs, stop child processes, say so in one line, and exit now (worker threads
+    still busy with a fit are not waited for)."""
+    with STATE.lock:
+        if STATE.stopping:
+            return
+        STATE.stopping = True
+    from tasks.run.outputs import RunWriter
+
+    failed = RunWriter.fail_open_runs(Interrupted(signal_number))
+    stop_children()
+    name = signal.Signals(signal_number).name
+    where = f"; run marked failed: {failed[0]}" if failed else ""
+    sys.stderr.write(f"Stopped by {name}{where}.\n")
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(exit_code(signal_number))
+
+
+def raise_interrupted(signal_number: int, frame: FrameType | None) -> None:
+    """Our handler (when Prefect's is not installed): unwind the main thread."""
+    if STATE.signal_number is None:
+        STATE.signal_number = signal_number
+    raise Interrupted(signal_number)
+
+
+def watch_signals(reader: socket.socket) -> None:
+    """On the first stop signal, give the main thread GRACE_SECONDS to unwind, then stop hard."""
+    while True:
+        try:
+            data = reader.recv(64)
+        except OSError:
+            return
+        if not data:
+            return
+        numbers = [n for n in data if n in STOP_SIGNALS]
+        if numbers:
+            if STATE.signal_number is None:
+                STATE.signal_number = numbers[0]
+            deadline = time.monotonic() + GRACE_SECONDS
+            while time.monotonic() < deadline:
+                time.sleep(0.1)
+            hard_stop(STATE.signal_number or numbers[0])
+            return
+
+
+@contextmanager
+def stoppable() -> Iterator[None]:
+    """Run a command so that SIGINT and SIGTERM stop it within seconds (see the module doc).
+    A stop signal that reaches the end of the block becomes `hard_stop`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous_wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    previous = {number: signal.signal(number, raise_interrupted) for number in STOP_SIGNALS}
+    threading.Thread(target=watch_signals, args=(reader,), daemon=True).start()
+    try:
+        yield
+    except KeyboardInterrupt as error:  # Interrupted, or Prefect's TerminationSignal's re-raise
+        hard_stop(STATE.signal_number or getattr(error, "signal", signal.SIGINT))
+        raise
+    except BaseException as error:
+        if STATE.signal_number is None:
+            raise
+        # Prefect's TerminationSignal (SIGTERM during a flow), or anything the signal caused.
+        hard_stop(STATE.signal_number or getattr(error, "signal", signal.SIGTERM))
+        raise
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        signal.set_wakeup_fd(previous_wakeup)
+        writer.close()
+        reader.close()
