@@ -63,4 +63,17 @@ def prefect_session(debug: bool, *, temporary_ok: bool = True) -> Iterator[Conne
 
     with prefect_connection(temporary_ok=temporary_ok) as connection:
         quiet_prefect_console(debug)
-        yield connection
+        try:
+            yield connection
+        finally:
+            send_pending_logs()
+
+
+def send_pending_logs(timeout: float = 10.0) -> None:
+    """Logs and events still queued reach the server before a temporary one stops (else Prefect
+    prints "Error logging to API" at exit)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout, at_exit=False)

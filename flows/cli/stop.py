@@ -84,10 +84,11 @@ def hard_stop(signal_number: int) -> None:
         STATE.stopping = True
     from tasks.run.outputs import RunWriter
 
-    failed = RunWriter.fail_open_runs(Interrupted(signal_number))
+    RunWriter.fail_open_runs(Interrupted(signal_number))
     stop_children()
     name = signal.Signals(signal_number).name
-    where = f"; run marked failed: {failed[0]}" if failed else ""
+    failed = RunWriter.failed_runs
+    where = f"; the run is in place, marked failed: {failed[-1]}" if failed else ""
     sys.stderr.write(f"Stopped by {name}{where}.\n")
     sys.stderr.flush()
     sys.stdout.flush()

@@ -93,30 +93,37 @@ def format_param(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def leaderboard_columns(leaderboard: list[dict[str, Any]]) -> list[str]:
+    """The status column only when some family did not complete (it says nothing otherwise)."""
+    statuses = {row.get("status") for row in leaderboard}
+    return [c for c in LEADERBOARD_COLUMNS if c != "status" or statuses - {"completed"}]
+
+
 def leaderboard_table(metrics: dict[str, Any], leaderboard: list[dict[str, Any]]) -> Table:
     """Readable at 80 columns (short headers, a parameter a line), roomy at 120 and more."""
     from tasks.run.report import format_value
 
     wide = console.width >= WIDE_TERMINAL
+    columns = leaderboard_columns(leaderboard)
     table = Table(
         title=f"Leaderboard ({metrics['selection_metric']}, {metrics['cv_folds']}-fold CV)",
         show_lines=not wide,
-        padding=(0, 1),
     )
-    for column in LEADERBOARD_COLUMNS:
-        header = column if wide else SHORT_HEADERS.get(column, column)
+    for column in columns:
         numeric = column in ("cv_score", "fit_seconds")
         table.add_column(
-            header,
-            overflow="fold",
+            column if wide else SHORT_HEADERS.get(column, column),
             justify="right" if numeric else "left",
-            no_wrap=numeric or column == "family",
-            ratio=3 if column == "best_params" else None,
+            no_wrap=column != "best_params",
+            min_width=24 if column == "best_params" else None,
+            overflow="fold",
         )
     for row in leaderboard:
-        cells = {column: format_value(row.get(column)) for column in LEADERBOARD_COLUMNS}
-        cells["best_params"] = params_cell(row).replace("\n", ", ") if wide else params_cell(row)
-        table.add_row(*(cells[c] for c in LEADERBOARD_COLUMNS))
+        cells = {column: format_value(row.get(column)) for column in columns}
+        cells["fit_seconds"] = format_value(row.get("fit_seconds"), ".1f")
+        params = params_cell(row)
+        cells["best_params"] = params.replace("\n", ", ") if wide else params
+        table.add_row(*(cells[c] for c in columns))
     return table
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,6 +23,15 @@ def dask_worker_address() -> str | None:
         return None
 
 
+def leave_ctrl_c_to_the_main_process() -> None:
+    """Block SIGINT in this (task) thread: the CV worker processes and resource tracker it starts
+    inherit the mask, so a terminal's Ctrl-C, sent to the whole process group, reaches only the
+    main process, which stops cleanly and ends them itself (flows/cli/stop.py) instead of each
+    printing a KeyboardInterrupt traceback. Python handles signals in the main thread anyway."""
+    if threading.current_thread() is not threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
 @contextmanager
 def cv_parallelism(local_jobs: int, threads: int = 1) -> Iterator[int]:
     """CV jobs for a family's search: local processes here, the whole cluster on a Dask worker.
@@ -31,6 +42,7 @@ def cv_parallelism(local_jobs: int, threads: int = 1) -> Iterator[int]:
     reaches a task's thread. On a worker, joblib's Dask backend spreads the CV fits over the
     cluster (it secedes from the worker's thread pool while it waits: no nested deadlock)."""
     if dask_worker_address() is None:
+        leave_ctrl_c_to_the_main_process()
         with threadpool_limits(limits=threads, user_api="openmp"):
             yield local_jobs
         return

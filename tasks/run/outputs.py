@@ -160,6 +160,7 @@ class RunWriter:
     plots: dict[str, Path] = field(default_factory=dict)
     # Runs of this process still in staging: an interrupted command fails them on its way out.
     open_writers: ClassVar[list[RunWriter]] = []
+    failed_runs: ClassVar[list[Path]] = []
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -215,6 +216,7 @@ class RunWriter:
             write_json(self.run.path("manifest.json"), failed)
             final = publish_run(self.run)
             self.closed()
+            self.failed_runs.append(final)
             return final
 
     @contextmanager
