@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Quiet, offline, persistent Prefect (docs/prefect.md).
+# Quiet, offline, persistent Prefect (docs/prefect.md): the same project home `tabpipe` uses.
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
@@ -16,7 +16,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 60
 DEMO_CONFIG ?= configs/penguins.yaml
 SERVER_PORT ?= 4200
 
-.PHONY: setup run test lint typecheck docs unit browser bench server serve clean
+.PHONY: setup run test lint typecheck docs unit browser bench server server-stop serve clean
 
 setup: $(STAMP)
 
@@ -52,13 +52,17 @@ test: $(STAMP) browser lint typecheck docs
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
+# The project's Prefect server in the background (UI at http://127.0.0.1:$(SERVER_PORT)); every
+# tabpipe command (make run, make serve, the README's) then reports to it.
 server: $(STAMP)
-	PREFECT_API_URL=http://127.0.0.1:$(SERVER_PORT)/api \
-		$(BIN)/prefect server start --host 127.0.0.1 --port $(SERVER_PORT)
+	$(BIN)/tabpipe server start --port $(SERVER_PORT)
 
-# Served runs report to the server `make server` started, unless PREFECT_API_URL says otherwise.
+server-stop: $(STAMP)
+	$(BIN)/tabpipe server stop
+
+# Deployments of every config in configs/, on the server `make server` started.
 serve: $(STAMP)
-	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:$(SERVER_PORT)/api} $(BIN)/tabpipe serve
+	$(BIN)/tabpipe serve
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache site

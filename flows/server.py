@@ -38,7 +38,7 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 START_TIMEOUT_SECONDS = 120.0
 STOP_GRACE_SECONDS = 20.0
 PROJECT_MARKERS = ("configs", "pyproject.toml", HOME_DIRNAME)
-# Quiet, offline Prefect (../shared/STACK.md); the user's environment wins.
+# Quiet, offline Prefect (docs/prefect.md); the user's environment wins.
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",

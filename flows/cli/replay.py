@@ -12,9 +12,12 @@ MAX_REPORTED_DIFFERENCES = 10
 
 
 def command_replay(args: argparse.Namespace) -> int:
-    from flows.replay import replay
+    from flows.cli.console import prefect_session
 
-    report = replay(args.run_dir)
+    with prefect_session(args.debug):
+        from flows.replay import replay
+
+        report = replay(args.run_dir)
     console.print(f"Replayed {report.original.name} as {report.replayed}")
     for name in report.identical_files:
         console.print(f"  {name}: byte-identical")

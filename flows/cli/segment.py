@@ -74,8 +74,8 @@ def print_segment_result(run_dir: Path) -> None:
 
 
 def command_segment(args: argparse.Namespace) -> int:
-    from prefect import tags
-
+    from flows.cli.console import prefect_session
+    from flows.cli.stop import stoppable
     from flows.segment import SegmentParameters, resolve_segment_config, segment
 
     params = SegmentParameters(
@@ -84,9 +84,12 @@ def command_segment(args: argparse.Namespace) -> int:
         overrides=[*(args.set or []), *convenience_overrides(args)],
     )
     dataset = resolve_segment_config(params).dataset_name  # config errors before Prefect starts
-    with tags("tabpipe", f"dataset:{dataset}"):
-        run_dir = Path(segment(params))
-    print_segment_result(run_dir)
+    with stoppable(), prefect_session(args.debug):
+        from prefect import tags
+
+        with tags("tabpipe", f"dataset:{dataset}"):
+            run_dir = Path(segment(params))
+        print_segment_result(run_dir)
     return 0
 
 

@@ -11,9 +11,18 @@ DEFAULT_CONFIGS_DIR = Path("configs")
 
 
 def command_serve(args: argparse.Namespace) -> int:
-    from flows.deployments import serve_deployments
+    from flows.cli.console import console, prefect_session
+    from flows.deployments import config_files
 
-    serve_deployments(args.configs_dir, limit=args.limit, poll_seconds=args.poll_seconds)
+    files = config_files(args.configs_dir)
+    with prefect_session(args.debug, temporary_ok=False) as connection:
+        from flows.deployments import serve_deployments
+
+        # Say what is deployed: a config someone added to the folder is served too.
+        names = ", ".join(str(path) for path in files)
+        console.print(f"Serving {len(files)} config(s) from {args.configs_dir}: {names}")
+        console.print(f"Prefect UI: {connection.ui_url}", highlight=False)
+        serve_deployments(args.configs_dir, limit=args.limit, poll_seconds=args.poll_seconds)
     return 0
 
 

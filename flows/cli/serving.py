@@ -26,10 +26,17 @@ def print_class_balance(balance: list[dict[str, Any]], title: str) -> None:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from flows.predict import PredictParameters, batch_predict
+    from flows.cli.console import prefect_session
     from tasks.serving.predict import load_run_model
 
     load_run_model(args.model, args.runs_dir, args.trust)  # refusals surface before Prefect starts
+    with prefect_session(args.debug):
+        return predict_in_flow(args)
+
+
+def predict_in_flow(args: argparse.Namespace) -> int:
+    from flows.predict import PredictParameters, batch_predict
+
     params = PredictParameters(
         model=args.model,
         data=str(args.data),

@@ -277,13 +277,14 @@ def tiny_run(served_runs: dict[str, FinishedRun], serving: Serving) -> FinishedR
 
 def test_served_run_artifacts_match_the_run_directory(tiny_run: FinishedRun) -> None:
     artifacts, run_dir = tiny_run.artifacts, tiny_run.run_dir
-    assert {"leaderboard", "run-summary", "search-progress", "run-report"} <= set(artifacts)
+    keys = {"leaderboard-tiny", "run-summary-tiny", "history-tiny", "search-progress", "run-report"}
+    assert keys <= set(artifacts)
 
-    assert artifacts["leaderboard"]["type"] == "table"
+    assert artifacts["leaderboard-tiny"]["type"] == "table"
     leaderboard = json.loads((run_dir / "leaderboard.json").read_text())
-    assert json.loads(artifacts["leaderboard"]["data"]) == leaderboard
+    assert json.loads(artifacts["leaderboard-tiny"]["data"]) == leaderboard
 
-    summary = artifacts["run-summary"]["data"]
+    summary = artifacts["run-summary-tiny"]["data"]
     best_family = json.loads((run_dir / "metrics.json").read_text())["best_model"]["family"]
     assert f"best model `{best_family}`" in summary
     inline_plots = [base64.b64decode(png) for png in DATA_URI_PNG.findall(summary)]
@@ -293,6 +294,13 @@ def test_served_run_artifacts_match_the_run_directory(tiny_run: FinishedRun) -> 
 
     assert float(artifacts["search-progress"]["data"]) == 100.0
     assert (run_dir / "report.html").as_uri() in artifacts["run-report"]["data"]
+
+    history = json.loads(artifacts["history-tiny"]["data"])
+    assert history[0]["run"] == run_dir.name
+    assert history[0]["best family"] == best_family
+    assert history[0]["test metric"].startswith(
+        json.loads((run_dir / "metrics.json").read_text())["selection_metric"]
+    )
 
 
 def test_served_run_is_named_tagged_and_has_a_task_per_family(
@@ -330,7 +338,7 @@ def test_failed_validation_publishes_every_failure_case(
     artifact = broken.artifacts["validation-failures"]
     assert json.loads(artifact["data"]) == cases.to_dict(orient="records")
     assert set(cases["column"]) == {"x1"}
-    assert "leaderboard" not in broken.artifacts
+    assert "leaderboard-broken" not in broken.artifacts
 
 
 def chromium() -> str:
@@ -361,22 +369,24 @@ def test_ui_shows_the_artifacts_best_model_and_plots(
     run_page = f"{prefect_server.ui_url}/v2/runs/flow-run/{tiny_run.flow_run['id']}?tab=Artifacts"
     dom = open_in_chromium(run_page, SCREENSHOTS_DIR / "flow-run-artifacts.png", tmp_path)
     assert tiny_run.flow_run["name"] in dom
-    for key in ("leaderboard", "run-summary", "search-progress", "run-report"):
+    for key in ("leaderboard-tiny", "run-summary-tiny", "history-tiny", "run-report"):
         assert key in dom
     assert f"best {best_family['family']}" in dom  # the leaderboard card's description
 
-    summary_page = (
-        f"{prefect_server.ui_url}/v2/artifacts/artifact/{tiny_run.artifacts['run-summary']['id']}"
-    )
+    summary_page = f"{prefect_server.ui_url}/v2/artifacts/artifact/{tiny_run.artifacts['run-summary-tiny']['id']}"
     dom = open_in_chromium(summary_page, SCREENSHOTS_DIR / "run-summary.png", tmp_path)
     assert best_family["family"] in dom
     assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', dom)) == 3
 
-    leaderboard_page = (
-        f"{prefect_server.ui_url}/v2/artifacts/artifact/{tiny_run.artifacts['leaderboard']['id']}"
-    )
+    leaderboard_page = f"{prefect_server.ui_url}/v2/artifacts/artifact/{tiny_run.artifacts['leaderboard-tiny']['id']}"
     dom = open_in_chromium(leaderboard_page, SCREENSHOTS_DIR / "leaderboard.png", tmp_path)
     assert "<table" in dom and best_family["family"] in dom
+
+    history_page = (
+        f"{prefect_server.ui_url}/v2/artifacts/artifact/{tiny_run.artifacts['history-tiny']['id']}"
+    )
+    dom = open_in_chromium(history_page, SCREENSHOTS_DIR / "history-tiny.png", tmp_path)
+    assert "<table" in dom and tiny_run.run_dir.name in dom
     assert all(path.stat().st_size > 0 for path in SCREENSHOTS_DIR.glob("*.png"))
 
 
