@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,14 @@ def command_runs(args: argparse.Namespace) -> int:
     from tasks.serving.registry import list_runs
 
     rows = list_runs(args.runs_dir)
+    if args.dataset:
+        rows = [row for row in rows if row["dataset"] == args.dataset]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
     if not rows:
-        console.print(f"No runs in '{args.runs_dir}'.")
+        scope = f" of dataset '{args.dataset}'" if args.dataset else ""
+        console.print(f"No runs{scope} in '{args.runs_dir}'.")
         return 0
     table = Table(title=f"Runs in {args.runs_dir} (newest first; * = champion)")
     table.add_column("")
@@ -141,6 +148,8 @@ def add_serving_parsers(commands: Any) -> None:
 
     runs = commands.add_parser("runs", help="List runs, newest first, with the champions.")
     add_runs_dir_argument(runs)
+    runs.add_argument("--dataset", metavar="NAME", help="Only the runs of this dataset.")
+    runs.add_argument("--json", action="store_true", help="Print the rows as JSON.")
     runs.set_defaults(handler=command_runs)
 
     promote = commands.add_parser("promote", help="Make a run its dataset's champion.")

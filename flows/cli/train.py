@@ -224,7 +224,7 @@ def command_train(args: argparse.Namespace) -> int:
 TRAIN_EPILOG = """examples:
   tabpipe train configs/penguins.yaml
   tabpipe train --data my.csv --target churned
-  tabpipe train configs/penguins.yaml --set split.cv_folds=3 --set 'models=[logistic, knn]'
+  tabpipe train configs/penguins.yaml --set split.cv_folds=3 --set 'models=[knn, svm]'
 
 --set keys (KEY=VALUE, the value read as YAML; see docs/configuration.md):
 {keys}

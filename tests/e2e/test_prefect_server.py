@@ -373,18 +373,17 @@ def test_ui_shows_the_artifacts_best_model_and_plots(
         assert key in dom
     assert f"best {best_family['family']}" in dom  # the leaderboard card's description
 
-    summary_page = f"{prefect_server.ui_url}/v2/artifacts/artifact/{tiny_run.artifacts['run-summary-tiny']['id']}"
+    artifact_page = f"{prefect_server.ui_url}/v2/artifacts/artifact"
+    summary_page = f"{artifact_page}/{tiny_run.artifacts['run-summary-tiny']['id']}"
     dom = open_in_chromium(summary_page, SCREENSHOTS_DIR / "run-summary.png", tmp_path)
     assert best_family["family"] in dom
     assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', dom)) == 3
 
-    leaderboard_page = f"{prefect_server.ui_url}/v2/artifacts/artifact/{tiny_run.artifacts['leaderboard-tiny']['id']}"
+    leaderboard_page = f"{artifact_page}/{tiny_run.artifacts['leaderboard-tiny']['id']}"
     dom = open_in_chromium(leaderboard_page, SCREENSHOTS_DIR / "leaderboard.png", tmp_path)
     assert "<table" in dom and best_family["family"] in dom
 
-    history_page = (
-        f"{prefect_server.ui_url}/v2/artifacts/artifact/{tiny_run.artifacts['history-tiny']['id']}"
-    )
+    history_page = f"{artifact_page}/{tiny_run.artifacts['history-tiny']['id']}"
     dom = open_in_chromium(history_page, SCREENSHOTS_DIR / "history-tiny.png", tmp_path)
     assert "<table" in dom and tiny_run.run_dir.name in dom
     assert all(path.stat().st_size > 0 for path in SCREENSHOTS_DIR.glob("*.png"))
