@@ -1,0 +1,109 @@
+"""One Prefect home per project: `tabpipe server start` runs the server in the background with the
+project's .prefect/, every command then reports to it (and prints its run's page in the UI), and
+`tabpipe server stop` stops it by its PID. A PREFECT_API_URL that nobody answers is one sentence."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import PROJECT_ROOT, free_port, make_frame
+
+pytestmark = pytest.mark.e2e
+
+LINK = re.compile(r"In the Prefect UI: (http://127\.0\.0\.1:\d+)/runs/flow-run/([0-9a-f-]{36})")
+
+
+def tabpipe(project: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli.main", *args],
+        cwd=project,
+        env={**env, "PYTHONPATH": str(PROJECT_ROOT), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A user's project: a configs/ folder (what marks the root) and a data file."""
+    (tmp_path / "configs").mkdir()
+    make_frame(n_rows=120).to_csv(tmp_path / "tiny.csv", index=False)
+    return tmp_path
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    """No PREFECT_HOME and no PREFECT_API_URL: the project's own home decides."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "PREFECT_API_URL")}
+    return {**clean, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+
+
+@pytest.fixture
+def server(project: Path, env: dict[str, str]) -> Iterator[dict[str, object]]:
+    port = free_port()
+    started = tabpipe(project, "server", "start", "--port", str(port), env=env)
+    state_file = project / ".prefect" / "tabpipe-server.json"
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    try:
+        assert started.returncode == 0, started.stderr + started.stdout
+        yield state
+    finally:
+        tabpipe(project, "server", "stop", env=env)
+        if state and psutil.pid_exists(int(state["pid"])):  # the test's own server, by its PID
+            psutil.Process(int(state["pid"])).kill()
+
+
+def test_runs_report_to_the_project_server_and_print_their_page(
+    project: Path, env: dict[str, str], server: dict[str, object]
+) -> None:
+    port, pid = int(server["port"]), int(server["pid"])  # type: ignore[call-overload]
+    assert Path(str(server["home"])) == project / ".prefect"
+    status = tabpipe(project, "server", "status", env=env)
+    assert status.returncode == 0 and f"PID {pid}" in status.stdout
+
+    trained = tabpipe(
+        project,
+        *("train", "--data", "tiny.csv", "--target", "label"),
+        *("--set", "models=[logistic_regression]", "--set", "split.cv_folds=2"),
+        env=env,
+    )
+    assert trained.returncode == 0, trained.stderr
+    link = LINK.search(trained.stdout)
+    assert link is not None, trained.stdout
+    assert link.group(1) == f"http://127.0.0.1:{port}"
+    flow_run = httpx.get(f"http://127.0.0.1:{port}/api/flow_runs/{link.group(2)}", timeout=10)
+    assert flow_run.json()["state_type"] == "COMPLETED"
+    page = httpx.get(link.group(0).split(": ", 1)[1], headers={"Accept": "text/html"}, timeout=10)
+    assert page.status_code == 200 and "<html" in page.text
+
+    stopped = tabpipe(project, "server", "stop", env=env)
+    assert stopped.returncode == 0 and f"PID {pid}" in stopped.stdout
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert tabpipe(project, "server", "status", env=env).returncode == 1
+
+
+def test_an_unreachable_api_url_is_one_sentence(project: Path, env: dict[str, str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}/api"
+    answered = tabpipe(
+        project,
+        "train",
+        "--data",
+        "tiny.csv",
+        "--target",
+        "label",
+        env={**env, "PREFECT_API_URL": url},
+    )
+    assert answered.returncode == 2
+    lines = answered.stderr.strip().splitlines()
+    assert len(lines) == 1 and url in lines[0] and "tabpipe server start" in lines[0]
