@@ -132,10 +132,10 @@ class RunConfig(StrictModel):
 
 def known_keys(loc: tuple[Any, ...]) -> list[str]:
     """The keys allowed next to the one at loc (the fields of the model that holds it)."""
-    model: Any = RunConfig
+    model: type[BaseModel] = RunConfig
     for part in loc[:-1]:
-        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
-        annotation = getattr(field, "annotation", None)
+        field = model.model_fields.get(str(part))
+        annotation: Any = getattr(field, "annotation", None)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             # e.g. `threshold: ThresholdConfig | None`: the model inside the union
             annotation = next(

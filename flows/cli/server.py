@@ -26,11 +26,11 @@ def command_server(args: argparse.Namespace) -> int:
             else f"No Prefect server was running for {home}."
         )
         return 0
-    state = running_server(home)
-    if state is None:
+    running = running_server(home)
+    if running is None:
         console.print(f"No Prefect server is running for {home} (start: `tabpipe server start`).")
         return 1
-    console.print(f"Running: PID {state.pid}, UI {state.ui_url}, API {state.api_url}")
+    console.print(f"Running: PID {running.pid}, UI {running.ui_url}, API {running.api_url}")
     return 0
 
 

@@ -122,6 +122,12 @@ def watch_signals(reader: socket.socket) -> None:
             return
 
 
+def signal_of(error: BaseException, *, default: int) -> int:
+    """The stop signal received first, else the one the exception carries, else default."""
+    carried = getattr(error, "signal", None)
+    return STATE.signal_number or (carried if isinstance(carried, int) else default)
+
+
 @contextmanager
 def stoppable() -> Iterator[None]:
     """Run a command so that SIGINT and SIGTERM stop it within seconds (see the module doc).
@@ -136,14 +142,14 @@ def stoppable() -> Iterator[None]:
     threading.Thread(target=watch_signals, args=(reader,), daemon=True).start()
     try:
         yield
-    except KeyboardInterrupt as error:  # Interrupted, or Prefect's TerminationSignal's re-raise
-        hard_stop(STATE.signal_number or getattr(error, "signal", signal.SIGINT))
+    except KeyboardInterrupt as error:  # Interrupted, or a Ctrl-C before our handler was set
+        hard_stop(signal_of(error, default=signal.SIGINT))
         raise
     except BaseException as error:
         if STATE.signal_number is None:
             raise
         # Prefect's TerminationSignal (SIGTERM during a flow), or anything the signal caused.
-        hard_stop(STATE.signal_number or getattr(error, "signal", signal.SIGTERM))
+        hard_stop(signal_of(error, default=signal.SIGTERM))
         raise
     finally:
         for number, handler in previous.items():
