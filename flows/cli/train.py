@@ -127,16 +127,16 @@ def leaderboard_table(metrics: dict[str, Any], leaderboard: list[dict[str, Any]]
     return table
 
 
-def positive_class_note(metrics: dict[str, Any]) -> str:
-    """For a binary run: which class precision, recall and F1 are about."""
-    if metrics.get("task") != "binary" or metrics.get("positive_label") is None:
-        return ""
-    return f" (positive class: {metrics['positive_label']})"
-
-
 def print_run_result(run_dir: Path, ui_url: str | None = None) -> None:
     """Leaderboard, the best model's test metrics, and where the run is (disk and UI)."""
-    from tasks.run.report import format_value, leakage_line, metric_rows, threshold_text
+    from tasks.run.report import (
+        format_value,
+        leakage_line,
+        metric_rows,
+        positive_class_text,
+        quality_facts,
+        threshold_text,
+    )
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     leaderboard = json.loads((run_dir / "leaderboard.json").read_text())
@@ -147,12 +147,14 @@ def print_run_result(run_dir: Path, ui_url: str | None = None) -> None:
     )
     rows = metric_rows(metrics["test_metrics"])
     best = metrics["best_model"]["family"]
-    scores = Table(title=f"Best model {best}: test metrics{positive_class_note(metrics)}")
+    scores = Table(title=f"Best model {best}: test metrics{positive_class_text(metrics)}")
     for column in rows[0]:
         scores.add_column(column, justify="left" if column == "metric" else "right")
     for row in rows:
         scores.add_row(*(format_value(v) for v in row.values()))
     console.print(scores)
+    for fact in quality_facts(metrics):
+        console.print(fact, highlight=False)
     if metrics["task"] != "regression":
         console.print(f"Decision threshold: {threshold_text(metrics['test_metrics'])}")
     console.print(f"Leakage audit: {leakage_line(metrics)}")

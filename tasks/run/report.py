@@ -87,6 +87,25 @@ def png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def positive_class_text(metrics: dict[str, Any]) -> str:
+    """' (positive class: yes)' for a binary run: which class precision and recall are about."""
+    if metrics.get("task") != "binary" or metrics.get("positive_label") is None:
+        return ""
+    return f" (positive class: {metrics['positive_label']})"
+
+
+def quality_facts(metrics: dict[str, Any]) -> list[str]:
+    """Brier score (probabilities) and MCC (binary), when the run has them."""
+    facts = []
+    brier = (metrics.get("calibration_and_importance") or {}).get("brier_score")
+    if brier is not None:
+        facts.append(f"Brier score {format_value(brier)} (0 is perfect; lower is better)")
+    mcc = ((metrics.get("test_metrics") or {}).get("binary") or {}).get("mcc")
+    if mcc is not None:
+        facts.append(f"MCC {format_value(mcc)} (-1 to 1; 0 is chance)")
+    return facts
+
+
 def threshold_text(test_metrics: dict[str, Any]) -> str:
     threshold = test_metrics.get("decision_threshold")
     if threshold is None:
@@ -113,9 +132,11 @@ def run_summary_markdown(
         f"- leakage audit: {leakage_line(metrics)}",
         f"- run directory: `{run_path}`",
         "",
-        "## Test metrics",
+        f"## Test metrics{positive_class_text(metrics)}",
         "",
         markdown_table(metric_rows(metrics["test_metrics"])),
+        "",
+        *(f"- {fact}" for fact in quality_facts(metrics)),
         "",
         *champion_markdown(metrics.get("champion")),
     ]
@@ -218,20 +239,28 @@ def report_html(
         for name, path in plots.items()
     )
     title = f"tabpipe run {html.escape(manifest['run_id'])}"
+    configured = (manifest.get("config") or {}).get("data", "")
+    data_file = str((manifest.get("data") or {}).get("path", configured))
+    version = (manifest.get("package_versions") or {}).get("tabpipe", "unknown")
+    started = str(manifest.get("started_at", ""))
+    facts = "".join(f"<li>{html.escape(fact)}</li>" for fact in quality_facts(metrics))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title><style>{REPORT_STYLE}</style></head>
 <body>
 <h1>{title}</h1>
+<p id="provenance">Started {html.escape(started)} from data file
+<code>{html.escape(data_file)}</code>, tabpipe {html.escape(str(version))}.</p>
 <p>Dataset <b>{html.escape(metrics["dataset"])}</b> ({profile["n_rows"]} labelled rows,
 target <code>{html.escape(metrics["target"])}</code>, task {metrics["task"]}).
 Validation: <b>{html.escape(manifest.get("validation", {}).get("status", "passed"))}</b>.</p>
 <h2>Best model: <span id="best-model">{html.escape(best["family"])}</span></h2>
 <p>Selection metric <b>{metrics["selection_metric"]}</b>: {html.escape(metrics["selection_reason"])}
 CV score {format_value(best["cv_score"])}.</p>
-<h2>Test metrics</h2>
+<h2>Test metrics{html.escape(positive_class_text(metrics))}</h2>
 <p>Decision threshold: {html.escape(threshold_text(metrics["test_metrics"]))}.
 Leakage audit: {html.escape(leakage_line(metrics))}.</p>
 <div id="test-metrics">{html_table(metric_rows(metrics["test_metrics"]))}</div>
+<ul id="quality">{facts}</ul>
 {champion_html(metrics.get("champion"))}
 <h2>Leaderboard</h2>
 {html_table(leaderboard)}

@@ -62,8 +62,16 @@ def test_browser_shows_best_model_metrics_and_every_plot(
     assert decoded is not None and int(decoded.group(1)) == len(plots)
     alts = sorted(re.findall(r'<img alt="([^"]+)"', dom))
     assert alts == plots
-    for heading in ("Test metrics", "Leaderboard", "Dataset profile", "Champion", "Plots"):
+    for heading in ("Leaderboard", "Dataset profile", "Champion", "Plots"):
         assert f">{heading}<" in dom or f">{heading}</h2>" in dom
+    positive = metrics["positive_label"]
+    assert f">Test metrics (positive class: {positive})</h2>" in dom
+    brier = metrics["calibration_and_importance"]["brier_score"]
+    assert f"Brier score {brier:.4f}" in dom
+    assert f"MCC {metrics['test_metrics']['binary']['mcc']:.4f}" in dom
+    manifest = json.loads((trained_run.run_dir / "manifest.json").read_text())
+    assert manifest["package_versions"]["tabpipe"] in dom
+    assert manifest["started_at"] in dom and manifest["data"]["path"] in dom
     average_precision = metrics["test_metrics"]["average_precision"]
     assert f"{average_precision:.4f}" in dom
     assert "Validation: <b>passed</b>" in dom

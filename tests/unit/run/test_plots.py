@@ -1,0 +1,45 @@
+"""The run's plots a colleague reads: sharp, the CV chart says which candidate won, and no empty
+missing-values chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
+
+from tasks.run.plots import draw_cv_scores, write_search_and_data_plots
+
+CV_RESULTS = pd.DataFrame(
+    {
+        "family": ["knn", "knn", "svm", "svm"],
+        "params": ["n=3", "n=5", "C=1", "C=2"],
+        "mean_score": [0.81, 0.84, 0.88, 0.86],
+        "std_score": [0.02, 0.02, 0.01, 0.03],
+        "mean_fit_seconds": [0.1, 0.1, 0.2, 0.2],
+    }
+)
+
+
+def test_cv_chart_marks_the_selected_candidate_and_labels_each_familys_best() -> None:
+    ax = Figure().add_subplot()
+    draw_cv_scores(ax, CV_RESULTS, "f1")
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [text.get_text() for text in legend.get_texts()] == ["selected: svm"]
+    labels = sorted(text.get_text() for text in ax.texts)
+    assert labels == ["0.840", "0.880"]
+
+
+def test_missing_values_chart_only_when_values_are_missing(tmp_path: Path) -> None:
+    complete = SimpleNamespace(missing_per_column={"a": 0, "b": 0}, n_rows=10)
+    gappy = SimpleNamespace(missing_per_column={"a": 0, "b": 3}, n_rows=10)
+    assert set(write_search_and_data_plots(tmp_path / "x", CV_RESULTS, "f1", complete)) == {
+        "cv_scores"
+    }
+    plots = write_search_and_data_plots(tmp_path / "y", CV_RESULTS, "f1", gappy)
+    assert set(plots) == {"cv_scores", "missing_values"}
+    with Image.open(plots["cv_scores"]) as image:
+        assert min(image.info["dpi"]) >= 149.9
