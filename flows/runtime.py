@@ -5,13 +5,14 @@ result to the flow; a deployment's run resolves it when it starts)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tasks.config import RunConfig, parse_config
+from tasks.config import Rebalancing, RunConfig, parse_config
 from tasks.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -19,12 +20,39 @@ if TYPE_CHECKING:
 
 
 class TrainParameters(BaseModel):
-    """What the Prefect UI's run form asks for: a config, or a data file and its target."""
+    """What the Prefect UI's run form asks for: a config, or a data file and its target; then
+    typed fields for the settings people change most (each a form field), and free-text
+    key=value overrides for the rest (applied last, so they win)."""
 
     config: str | None = Field(None, description="A YAML config, e.g. configs/penguins.yaml.")
     data: str | None = Field(None, description="A CSV or Parquet file (when no config is given).")
     target: str | None = Field(None, description="The column to predict (with data).")
+    models: list[str] | None = Field(
+        None, description="Model families to search, e.g. logistic_regression, knn (all if empty)."
+    )
+    cv_folds: int | None = Field(None, ge=2, le=20, description="Cross-validation folds.")
+    test_size: float | None = Field(
+        None, gt=0.0, lt=1.0, description="Share of rows held out for the test set."
+    )
+    rebalance: list[Rebalancing] | None = Field(
+        None, description="Rebalancing choices tried in the search (auto picks for you)."
+    )
+    threshold_objective: Literal["f1", "min_recall", "cost"] | None = Field(
+        None, description="Binary only: tune the decision threshold for this objective."
+    )
     overrides: list[str] = Field(default_factory=list, description="key=value config overrides.")
+
+    def all_overrides(self) -> list[str]:
+        """The typed fields as key=value overrides, then the free-text ones."""
+        typed = {
+            "models": self.models,
+            "split.cv_folds": self.cv_folds,
+            "split.test_size": self.test_size,
+            "rebalance": self.rebalance,
+            "threshold.objective": self.threshold_objective,
+        }
+        chosen = [f"{key}={json.dumps(value)}" for key, value in typed.items() if value]
+        return [*chosen, *self.overrides]
 
 
 def available_cores() -> int:
@@ -46,7 +74,7 @@ def check_before_start(params: TrainParameters) -> RunConfig:
 
     early = parse_config(
         Path(params.config) if params.config else None,
-        overrides=params.overrides,
+        overrides=params.all_overrides(),
         data=Path(params.data) if params.data else None,
         target=params.target,
     )
@@ -60,7 +88,7 @@ def resolve_config(params: TrainParameters) -> RunConfig:
 
     config = load_config(
         Path(params.config) if params.config else None,
-        overrides=params.overrides,
+        overrides=params.all_overrides(),
         data=Path(params.data) if params.data else None,
         target=params.target,
     )

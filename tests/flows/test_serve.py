@@ -10,7 +10,7 @@ from flows.cli.main import USER_ERROR_EXIT, main
 from flows.deployments import build_deployments, require_server, schedules_of
 from tasks.config import ScheduleConfig
 from tasks.errors import ConfigError
-from tests.conftest import free_port
+from tests.conftest import PROJECT_ROOT, free_port
 
 
 def write_config(folder: Path, name: str, schedule: str = "") -> Path:
@@ -82,3 +82,30 @@ def test_serving_needs_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
     with pytest.raises(ConfigError, match="No Prefect server answers"):
         require_server()
+
+
+def test_the_run_form_has_typed_fields_and_keeps_free_text_overrides() -> None:
+    from flows.train import train
+
+    schema = train.parameters.model_dump()  # what a deployment's run form is built from
+    fields = schema["definitions"]["TrainParameters"]["properties"]
+    typed = ("models", "cv_folds", "test_size", "rebalance", "threshold_objective")
+    assert set(typed) | {"overrides"} <= set(fields)
+    assert fields["cv_folds"]["anyOf"][0] == {"maximum": 20, "minimum": 2, "type": "integer"}
+    assert "cost" in str(fields["threshold_objective"])
+
+
+def test_typed_fields_apply_first_and_free_text_overrides_win() -> None:
+    from flows.runtime import TrainParameters, resolve_config
+
+    params = TrainParameters(
+        config=str(PROJECT_ROOT / "configs" / "penguins.yaml"),
+        models=["knn", "svm"],
+        cv_folds=3,
+        test_size=0.25,
+        overrides=["split.cv_folds=4"],
+    )
+    config = resolve_config(params)
+    assert config.models == ["knn", "svm"]
+    assert config.split.test_size == 0.25
+    assert config.split.cv_folds == 4  # the free-text override came last
