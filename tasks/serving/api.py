@@ -93,9 +93,38 @@ def runs_index(runs_dir: Path) -> str:
     return f"<!doctype html><title>tabpipe runs</title><h1>Runs</h1><ul>{items}</ul>"
 
 
+DOCS_ASSETS_URL = "/docs-assets"
+
+
+def add_offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from the assets the fastapi-offline package ships (swagger-ui 5, which
+    reads FastAPI's OpenAPI 3.1), instead of FastAPI's default CDN links."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title}: API docs",
+            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+        )
+
+
 def build_app(run_model: RunModel, runs_dir: Path) -> FastAPI:
     """The service for one loaded model; reports of every run under runs_dir."""
-    app = FastAPI(title="tabpipe", description=f"Predictions of run {run_model.card['run_id']}")
+    app = FastAPI(
+        title="tabpipe",
+        description=f"Predictions of run {run_model.card['run_id']}",
+        docs_url=None,  # served below from packaged assets: /docs works offline
+        redoc_url=None,
+    )
+    add_offline_docs(app)
     Record = record_model(run_model)
 
     @app.get("/health")
