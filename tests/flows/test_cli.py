@@ -1,0 +1,90 @@
+"""Command-line conventions: --version, train --help with examples and the --set keys, runs
+filtered by dataset as JSON, and the leaderboard readable at 80 columns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import flows.cli.train as train_cli
+from flows.cli.main import build_parser, main, tabpipe_version
+from tasks.run.rundir import write_json
+
+
+def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"tabpipe {tabpipe_version()}"
+
+
+def test_train_help_has_examples_and_every_set_key(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "tabpipe train --data my.csv --target churned" in text
+    for key in ("split.cv_folds", "threshold.objective", "models", "schedule.cron", "schema"):
+        assert key in text
+
+
+def fake_run(runs_dir: Path, run_id: str, dataset: str) -> None:
+    write_json(
+        runs_dir / run_id / "manifest.json",
+        {"status": "completed", "run_id": run_id, "started_at": f"2026-11-25T{run_id[-2:]}:00"},
+    )
+    write_json(
+        runs_dir / run_id / "metrics.json",
+        {
+            "dataset": dataset,
+            "selection_metric": "accuracy",
+            "best_model": {"family": "knn"},
+            "test_metrics": {"accuracy": 0.9},
+        },
+    )
+
+
+def test_runs_of_one_dataset_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_run(tmp_path, "a-10", "penguins")
+    fake_run(tmp_path, "b-11", "hitters")
+    fake_run(tmp_path, "c-12", "penguins")
+    assert main(["runs", "--runs-dir", str(tmp_path), "--dataset", "penguins", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["run_id"] for row in rows] == ["c-12", "a-10"]
+    assert {row["dataset"] for row in rows} == {"penguins"}
+
+
+LEADERBOARD = [
+    {
+        "family": "hist_gradient_boosting",
+        "status": "completed",
+        "cv_score": "0.9805 ± 0.0075",
+        "best_params": "rebalance=class_weight, model__learning_rate=0.05, "
+        "model__max_leaf_nodes=15",
+        "fit_seconds": 6.99,
+    },
+    {
+        "family": "knn",
+        "status": "completed",
+        "cv_score": "0.9668 ± 0.0154",
+        "best_params": "rebalance=random_under, model__n_neighbors=5",
+        "fit_seconds": 3.21,
+    },
+]
+METRICS = {"selection_metric": "f1_macro", "cv_folds": 5}
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_leaderboard_fits_and_never_breaks_a_word(
+    monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    console = Console(width=width, record=True)
+    monkeypatch.setattr(train_cli, "console", console)
+    console.print(train_cli.leaderboard_table(METRICS, LEADERBOARD))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= width
+    for word in ("learning_rate=0.05", "max_leaf_nodes=15", "rebalance=random_under"):
+        assert word in text  # whole, on one line
+    assert "model__" not in text  # pipeline prefixes are abbreviated away
