@@ -42,6 +42,14 @@ class StopState:
         self.signal_number: int | None = None
         self.lock = threading.Lock()
         self.stopping = False
+        self.cancelled_in_ui = False
+
+
+class CancelledInUI(KeyboardInterrupt):
+    """The run's flow run was cancelled in the Prefect UI (what the run's manifest says)."""
+
+    def __init__(self) -> None:
+        super().__init__("cancelled in the Prefect UI")
 
 
 STATE = StopState()
@@ -89,7 +97,8 @@ def hard_stop(signal_number: int) -> None:
     name = signal.Signals(signal_number).name
     failed = RunWriter.failed_runs
     where = f"; the run is in place, marked failed: {failed[-1]}" if failed else ""
-    sys.stderr.write(f"Stopped by {name}{where}.\n")
+    cause = "Cancelled in the Prefect UI" if STATE.cancelled_in_ui else f"Stopped by {name}"
+    sys.stderr.write(f"{cause}{where}.\n")
     sys.stderr.flush()
     sys.stdout.flush()
     os._exit(exit_code(signal_number))
@@ -157,3 +166,38 @@ def stoppable() -> Iterator[None]:
         signal.set_wakeup_fd(previous_wakeup)
         writer.close()
         reader.close()
+
+
+CANCEL_POLL_SECONDS = 2.0
+CANCELLED_STATES = ("CANCELLING", "CANCELLED")
+
+
+def flow_run_state(api_url: str, flow_run_id: str) -> str | None:
+    import httpx
+
+    try:
+        response = httpx.get(f"{api_url.rstrip('/')}/flow_runs/{flow_run_id}", timeout=2.0)
+        return str(response.json().get("state_type"))
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+
+
+def watch_for_cancellation(api_url: str) -> None:
+    """Poll the state of this process's runs; a run cancelled in the Prefect UI is marked failed
+    ("cancelled in the Prefect UI") and the process stops as on SIGTERM."""
+    from tasks.run.outputs import RunWriter
+
+    while not STATE.stopping:
+        time.sleep(CANCEL_POLL_SECONDS)
+        ids = [writer.manifest.get("flow_run_id") for writer in list(RunWriter.open_writers)]
+        for flow_run_id in filter(None, ids):
+            if flow_run_state(api_url, str(flow_run_id)) in CANCELLED_STATES:
+                STATE.cancelled_in_ui = True
+                RunWriter.fail_open_runs(CancelledInUI())
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+
+def cancellable_from_the_ui(api_url: str) -> None:
+    """Start the watcher (a daemon thread: it ends with the process)."""
+    threading.Thread(target=watch_for_cancellation, args=(api_url,), daemon=True).start()

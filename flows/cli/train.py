@@ -193,7 +193,7 @@ def print_run_notes(run_dir: Path, metrics: dict[str, Any]) -> None:
 
 def command_train(args: argparse.Namespace) -> int:
     from flows.cli.console import prefect_session
-    from flows.cli.stop import stoppable
+    from flows.cli.stop import cancellable_from_the_ui, stoppable
     from flows.runtime import TrainParameters, check_before_start
 
     params = TrainParameters(
@@ -210,6 +210,7 @@ def command_train(args: argparse.Namespace) -> int:
     with stoppable(), prefect_session(args.debug) as connection:
         from prefect import tags
 
+        cancellable_from_the_ui(connection.api_url)
         from flows.deployments import api_shared_with_workers, train_flow
 
         train = train_flow(args.dask_address)

@@ -144,6 +144,8 @@ def error_text(error: BaseException) -> str:
     """What the manifest says went wrong; a stop by signal reads "interrupted (SIGINT)"."""
     signal_number = getattr(error, "signal", None)
     if isinstance(error, KeyboardInterrupt) and not isinstance(signal_number, int):
+        if str(error):  # a stop with its own reason, e.g. "cancelled in the Prefect UI"
+            return str(error)
         signal_number = signal.SIGINT
     if isinstance(signal_number, int) and not isinstance(error, Exception):
         return f"interrupted ({signal.Signals(signal_number).name})"

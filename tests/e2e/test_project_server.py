@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,3 +108,50 @@ def test_an_unreachable_api_url_is_one_sentence(project: Path, env: dict[str, st
     assert answered.returncode == 2
     lines = answered.stderr.strip().splitlines()
     assert len(lines) == 1 and url in lines[0] and "tabpipe server start" in lines[0]
+
+
+def test_cancelling_in_the_ui_stops_the_run_and_what_it_started(
+    project: Path, env: dict[str, str], server: dict[str, object]
+) -> None:
+    api = f"http://127.0.0.1:{server['port']}/api"
+    make_frame(n_rows=9_000, seed=3).to_csv(project / "big.csv", index=False)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli.main", "train", "--data", "big.csv", "--target", "label"],
+        cwd=project,
+        env={**env, "PYTHONPATH": str(PROJECT_ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        flow_run_id = wait_for_running_flow_run(api)
+        time.sleep(3)  # into the search, with its CV worker processes
+        descendants = psutil.Process(process.pid).children(recursive=True)
+        httpx.post(
+            f"{api}/flow_runs/{flow_run_id}/set_state",
+            json={"state": {"type": "CANCELLING"}, "force": True},
+            timeout=10,
+        ).raise_for_status()
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143
+    assert stderr.strip().startswith("Cancelled in the Prefect UI"), stderr
+    assert [p.pid for p in descendants if p.is_running() and p.status() != "zombie"] == []
+    (run,) = (project / "runs").iterdir()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert (manifest["status"], manifest["error"]) == ("failed", "cancelled in the Prefect UI")
+
+
+def wait_for_running_flow_run(api: str, timeout: float = 180) -> str:
+    deadline = time.monotonic() + timeout
+    running = {"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}}
+    while time.monotonic() < deadline:
+        found = httpx.post(f"{api}/flow_runs/filter", json=running, timeout=10).json()
+        if found:
+            return str(found[0]["id"])
+        time.sleep(0.5)
+    pytest.fail("the train flow run never started")
