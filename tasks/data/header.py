@@ -36,7 +36,13 @@ def parquet_columns(path: Path) -> list[str]:
 
 
 def text_columns(path: Path) -> list[str]:
-    from tasks.data.read import SNIFF_BYTES, detect_delimiter, detect_encoding, read_header
+    from tasks.data.read import (
+        SNIFF_BYTES,
+        detect_delimiter,
+        detect_encoding,
+        read_header,
+        reject_duplicate_columns,
+    )
 
     with path.open("rb") as handle:
         sample = handle.read(SNIFF_BYTES)
@@ -44,7 +50,9 @@ def text_columns(path: Path) -> list[str]:
         raise DataError(f"File '{path}' is empty.")
     encoding = detect_encoding(sample, path)
     delimiter = detect_delimiter(sample.decode(encoding, errors="ignore"))
-    return read_header(path, encoding, delimiter)
+    header = read_header(path, encoding, delimiter)
+    reject_duplicate_columns(header, path)
+    return header
 
 
 def header_columns(path: Path) -> list[str]:

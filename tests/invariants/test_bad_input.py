@@ -46,16 +46,12 @@ def with_labels(labels: list[str | None]) -> Callable[[pd.DataFrame], pd.DataFra
     return lambda frame: frame.assign(label=labels)
 
 
-REFUSED_FILES = {
+# What the file's first bytes give away is answered before a run (or a server) starts.
+REFUSED_BEFORE_START = {
     "empty file": (write_bytes(b""), "is empty."),
-    "header only": (write_bytes(b"x1,x2,colour,label\n"), "has a header but no rows."),
     "binary file": (
         write_bytes(bytes(range(256)) * 8),
         "is not a text table (it contains binary data).",
-    ),
-    "garbage text": (
-        write_bytes(b"label,x\nyes,1\nno,2,3,4,5\n"),
-        "is not a readable table",
     ),
     "duplicate column names": (
         write_bytes(b"x1,x1,label\n1,2,yes\n3,4,no\n"),
@@ -63,7 +59,15 @@ REFUSED_FILES = {
     ),
     "target column missing": (
         write_frame(lambda f: f.rename(columns={"label": "outcome"})),
-        "Target column 'label' is not in the data.",
+        "Target column 'label' is not in",
+    ),
+}
+
+REFUSED_FILES = {
+    "header only": (write_bytes(b"x1,x2,colour,label\n"), "has a header but no rows."),
+    "garbage text": (
+        write_bytes(b"label,x\nyes,1\nno,2,3,4,5\n"),
+        "is not a readable table",
     ),
     "target all empty": (
         write_frame(lambda f: f.assign(label=np.nan)),
@@ -98,6 +102,20 @@ def test_missing_file_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixt
     code, _, err = train_cli(capsys, tmp_path / "nowhere.csv", tmp_path / "runs")
     assert code == 2
     assert f"error: Data file '{tmp_path / 'nowhere.csv'}' does not exist." in err
+    assert not (tmp_path / "runs").exists()  # nothing started: no run directory
+
+
+@pytest.mark.parametrize("case", list(REFUSED_BEFORE_START))
+def test_a_bad_header_is_one_sentence_before_any_run_starts(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write, message = REFUSED_BEFORE_START[case]
+    data = tmp_path / "data.csv"
+    write(data)
+    code, _, err = train_cli(capsys, data, tmp_path / "runs")
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
     assert not (tmp_path / "runs").exists()  # nothing started: no run directory
 
 
