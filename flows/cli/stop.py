@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-GRACE_SECONDS = 6.0
+GRACE_SECONDS = 5.0
 CHILD_GRACE_SECONDS = 1.5
 
 
@@ -59,37 +59,44 @@ def exit_code(signal_number: int) -> int:
     return 128 + signal_number
 
 
-def stop_children() -> None:
+def stop_children(rounds: int = 5) -> None:
     """Temporary Prefect servers by their PID (they stop their own workers), then every other
-    process this one started: SIGTERM, and SIGKILL for what is still there after a moment."""
+    process this one started: SIGTERM, and SIGKILL for what is still there after a moment. In
+    rounds, because task threads still running may start a replacement (a CV pool respawns a
+    killed worker) until the process exits."""
     import psutil
 
     from flows.server import TEMPORARY_SERVERS, stop_pid
 
     for pid in list(TEMPORARY_SERVERS):
         stop_pid(pid, grace_seconds=3.0)
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        try:
-            child.terminate()
-        except psutil.NoSuchProcess:
-            continue
-    _, alive = psutil.wait_procs(children, timeout=CHILD_GRACE_SECONDS)
-    for child in alive:
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            continue
-    psutil.wait_procs(alive, timeout=CHILD_GRACE_SECONDS)
+    for _ in range(rounds):
+        children = psutil.Process().children(recursive=True)
+        if not children:
+            return
+        for child in children:
+            try:
+                child.terminate()
+            except psutil.NoSuchProcess:
+                continue
+        _, alive = psutil.wait_procs(children, timeout=CHILD_GRACE_SECONDS)
+        for child in alive:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                continue
+        psutil.wait_procs(alive, timeout=CHILD_GRACE_SECONDS)
 
 
 def hard_stop(signal_number: int) -> None:
     """Fail open runs, stop child processes, say so in one line, and exit now (worker threads
     still busy with a fit are not waited for)."""
     with STATE.lock:
-        if STATE.stopping:
-            return
+        already = STATE.stopping
         STATE.stopping = True
+    if already:  # another thread is stopping the process: wait for its exit, print nothing
+        while True:
+            time.sleep(1.0)
     from tasks.run.outputs import RunWriter
 
     RunWriter.fail_open_runs(Interrupted(signal_number))
@@ -182,9 +189,24 @@ def flow_run_state(api_url: str, flow_run_id: str) -> str | None:
         return None
 
 
+def mark_cancelled(api_url: str, flow_run_id: str) -> None:
+    """Cancelling -> Cancelled: this process was the run's only worker, and it stops now."""
+    import httpx
+
+    try:
+        httpx.post(
+            f"{api_url.rstrip('/')}/flow_runs/{flow_run_id}/set_state",
+            json={"state": {"type": "CANCELLED", "message": "Stopped by tabpipe."}, "force": True},
+            timeout=3.0,
+        )
+    except httpx.HTTPError:
+        return
+
+
 def watch_for_cancellation(api_url: str) -> None:
     """Poll the state of this process's runs; a run cancelled in the Prefect UI is marked failed
-    ("cancelled in the Prefect UI") and the process stops as on SIGTERM."""
+    ("cancelled in the Prefect UI"), its flow run Cancelled, and the process stops as on SIGTERM
+    (children stopped, exit 143)."""
     from tasks.run.outputs import RunWriter
 
     while not STATE.stopping:
@@ -194,7 +216,8 @@ def watch_for_cancellation(api_url: str) -> None:
             if flow_run_state(api_url, str(flow_run_id)) in CANCELLED_STATES:
                 STATE.cancelled_in_ui = True
                 RunWriter.fail_open_runs(CancelledInUI())
-                os.kill(os.getpid(), signal.SIGTERM)
+                mark_cancelled(api_url, str(flow_run_id))
+                hard_stop(signal.SIGTERM)
                 return
 
 
