@@ -23,6 +23,7 @@ from flows.server import apply_prefect_defaults
 from tasks.errors import USER_ERRORS
 
 USER_ERROR_EXIT = 2
+SIGINT_EXIT = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +47,11 @@ def run_command(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
     """Run a subcommand; a user error becomes one sentence on stderr and exit code 2."""
     try:
         return handler(args)
+    except KeyboardInterrupt:  # Ctrl-C before a run started (a run's own stop exits by itself)
+        if args.debug:
+            raise
+        error_console.print("Stopped by SIGINT before anything started.", highlight=False)
+        return SIGINT_EXIT
     except USER_ERRORS as error:
         if args.debug:
             raise

@@ -12,6 +12,7 @@ handler writes to whichever Python handler (ours or Prefect's) is installed at t
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import socket
@@ -129,13 +130,26 @@ def watch_signals(reader: socket.socket) -> None:
             return
         numbers = [n for n in data if n in STOP_SIGNALS]
         if numbers:
-            if STATE.signal_number is None:
-                STATE.signal_number = numbers[0]
-            deadline = time.monotonic() + GRACE_SECONDS
-            while time.monotonic() < deadline:
-                time.sleep(0.1)
-            hard_stop(STATE.signal_number or numbers[0])
+            stop_after_grace(numbers[0])
             return
+
+
+def stop_after_grace(signal_number: int) -> None:
+    if STATE.signal_number is None:
+        STATE.signal_number = signal_number
+    time.sleep(GRACE_SECONDS)
+    hard_stop(STATE.signal_number or signal_number)
+
+
+def take_ctrl_c(done: threading.Event) -> None:
+    """SIGINT is blocked in every thread, and so in every process they start (CV workers, their
+    resource tracker: a child inherits the mask), so a terminal's Ctrl-C to the process group
+    reaches none of them; this thread alone takes it and raises it in the main thread."""
+    signal.sigwait({signal.SIGINT})
+    if done.is_set():
+        return
+    _thread.interrupt_main(signal.SIGINT)  # runs raise_interrupted in the main thread
+    stop_after_grace(signal.SIGINT)
 
 
 def signal_of(error: BaseException, *, default: int) -> int:
@@ -156,6 +170,10 @@ def stoppable() -> Iterator[None]:
     previous_wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
     previous = {number: signal.signal(number, raise_interrupted) for number in STOP_SIGNALS}
     threading.Thread(target=watch_signals, args=(reader,), daemon=True).start()
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    done = threading.Event()
+    ctrl_c = threading.Thread(target=take_ctrl_c, args=(done,), daemon=True)
+    ctrl_c.start()
     try:
         yield
     except KeyboardInterrupt as error:  # Interrupted, or a Ctrl-C before our handler was set
@@ -168,6 +186,10 @@ def stoppable() -> Iterator[None]:
         hard_stop(signal_of(error, default=signal.SIGTERM))
         raise
     finally:
+        done.set()
+        if ctrl_c.is_alive() and ctrl_c.ident is not None:
+            signal.pthread_kill(ctrl_c.ident, signal.SIGINT)  # wakes its sigwait: it just returns
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         for number, handler in previous.items():
             signal.signal(number, handler)
         signal.set_wakeup_fd(previous_wakeup)
