@@ -29,13 +29,15 @@ def command_predict(args: argparse.Namespace) -> int:
     from flows.predict import PredictParameters, batch_predict
     from tasks.serving.predict import load_run_model
 
-    load_run_model(args.model, args.runs_dir, args.trust)  # refusals surface before Prefect starts
+    # refusals surface before Prefect starts
+    load_run_model(args.model, args.runs_dir, args.trust, args.allow_failed)
     params = PredictParameters(
         model=args.model,
         data=str(args.data),
         out=str(args.out),
         runs_dir=str(args.runs_dir),
         trust=args.trust,
+        allow_failed=args.allow_failed,
     )
     summary = batch_predict(params)
     print_class_balance(summary["class_balance"], "Predicted classes")
@@ -99,7 +101,7 @@ def command_api(args: argparse.Namespace) -> int:
     from tasks.serving.predict import load_run_model
 
     reference = args.model or default_model_reference(args.runs_dir)
-    run_model = load_run_model(reference, args.runs_dir, args.trust)
+    run_model = load_run_model(reference, args.runs_dir, args.trust, args.allow_failed)
     console.print(
         f"Serving run {run_model.card['run_id']} at http://{args.host}:{args.port} "
         f"(reports under /runs/). Ctrl-C stops it."
@@ -118,7 +120,13 @@ def add_trust_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust",
         action="store_true",
-        help="Load a model from outside the runs directory (a joblib file can run code).",
+        help="Load a model from outside the runs directory, or one this machine did not sign "
+        "(its types are still checked; an old joblib model needs it).",
+    )
+    parser.add_argument(
+        "--allow-failed",
+        action="store_true",
+        help="Use the model of a failed or unfinished run (refused otherwise).",
     )
 
 
