@@ -20,6 +20,7 @@ from tasks.errors import ConfigError
 
 MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state bound
 YAML_SCHEMA_SUFFIXES = (".yaml", ".yml")
+MAX_NAME_LENGTH = 100  # run ids add about 25 characters; file names stop at 255
 
 Rebalancing = Literal["none", "class_weight", "random_over", "random_under", "smote", "auto"]
 TaskKind = Literal["auto", "binary", "multiclass", "regression", "clustering"]
@@ -94,7 +95,7 @@ class RunConfig(StrictModel):
 
     data: Path
     target: str = Field("", description="The column to predict; optional for task: clustering.")
-    name: str = ""
+    name: str = Field("", max_length=MAX_NAME_LENGTH)
     task: TaskKind = "auto"
     schema_ref: str | None = Field(
         None,

@@ -99,7 +99,7 @@ def command_train(args: argparse.Namespace) -> int:
 
     from flows.deployments import api_shared_with_workers, train_flow
     from flows.runtime import TrainParameters, resolve_config
-    from tasks.checks import check_data_file
+    from tasks.checks import check_data_file, check_runs_dir
 
     params = TrainParameters(
         config=str(args.config) if args.config else None,
@@ -109,6 +109,7 @@ def command_train(args: argparse.Namespace) -> int:
     )
     config = resolve_config(params)  # config errors surface before Prefect starts
     check_data_file(config)
+    check_runs_dir(config.runs_dir)
     dataset = config.dataset_name
     train = train_flow(args.dask_address)
     with (

@@ -12,7 +12,8 @@ import pandera.pandas as pa
 from imblearn.pipeline import Pipeline
 
 from tasks.data.validate import validate_frame
-from tasks.errors import DataError, ModelIntegrityError, ValidationFailed
+from schemas.infer import load_yaml_schema
+from tasks.errors import ConfigError, DataError, ModelIntegrityError, ValidationFailed
 from tasks.evaluation.evaluate import PROBABILITY_PREFIX
 from tasks.run.model_io import LEGACY_MODEL_FILE_NAME, MODEL_FILE_NAME, load_checked_model
 from tasks.run.rundir import PARTIAL_SUFFIX
@@ -94,7 +95,10 @@ def read_run_schema(run_dir: Path) -> pa.DataFrameSchema:
     path = run_dir / "schema.yaml"
     if not path.is_file():
         raise DataError(f"Run '{run_dir}' has no schema.yaml, so new rows cannot be validated.")
-    return pa.DataFrameSchema.from_yaml(path)
+    try:
+        return load_yaml_schema(path)  # bounded, no aliases: the runs directory may be shared
+    except ConfigError as error:
+        raise DataError(str(error)) from None
 
 
 def load_run_model(
