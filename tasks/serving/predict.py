@@ -11,8 +11,8 @@ import pandas as pd
 import pandera.pandas as pa
 from imblearn.pipeline import Pipeline
 
-from tasks.data.validate import validate_frame
 from schemas.infer import load_yaml_schema
+from tasks.data.validate import validate_frame
 from tasks.errors import ConfigError, DataError, ModelIntegrityError, ValidationFailed
 from tasks.evaluation.evaluate import PROBABILITY_PREFIX
 from tasks.run.model_io import LEGACY_MODEL_FILE_NAME, MODEL_FILE_NAME, load_checked_model
