@@ -154,11 +154,10 @@ def outward_bounds(low: float, high: float) -> tuple[float, float]:
 
 
 def rounded_check(check: pa.Check) -> pa.Check:
-    if check.name != "in_range":
+    statistics = check.statistics or {}
+    if check.name != "in_range" or "min_value" not in statistics:
         return check
-    return pa.Check.in_range(
-        *outward_bounds(check.statistics["min_value"], check.statistics["max_value"])
-    )
+    return pa.Check.in_range(*outward_bounds(statistics["min_value"], statistics["max_value"]))
 
 
 def readable_schema(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
