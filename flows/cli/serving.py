@@ -110,6 +110,20 @@ def command_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_export_joblib(args: argparse.Namespace) -> int:
+    from tasks.run.model_io import export_joblib
+    from tasks.serving.predict import load_run_model
+
+    run_model = load_run_model(args.model, args.runs_dir, args.trust, args.allow_failed)
+    out = export_joblib(run_model.model, args.out)
+    console.print(
+        f"Wrote {out} (joblib: loading it runs code, so share it only with people who trust you).",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 0
+
+
 def add_runs_dir_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runs-dir", type=Path, default=DEFAULT_RUNS_DIR, help="Runs directory (default: runs)."
@@ -148,6 +162,15 @@ def add_serving_parsers(commands: Any) -> None:
     promote.add_argument("run", help="Run id or run directory.")
     add_runs_dir_argument(promote)
     promote.set_defaults(handler=command_promote)
+
+    export = commands.add_parser(
+        "export-joblib", help="Write a run's checked model as a joblib file (opt-in; a pickle)."
+    )
+    export.add_argument("--model", required=True, help="RUN_DIR or champion:NAME.")
+    export.add_argument("--out", required=True, type=Path, help="The .joblib file to write.")
+    add_runs_dir_argument(export)
+    add_trust_argument(export)
+    export.set_defaults(handler=command_export_joblib)
 
     api = commands.add_parser("api", help="Serve a model over HTTP (FastAPI + uvicorn).")
     api.add_argument("--model", help="RUN_DIR or champion:NAME (default: the only champion).")

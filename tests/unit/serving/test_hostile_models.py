@@ -178,3 +178,14 @@ def test_an_old_joblib_run_loads_only_with_trust(run_copy: TrainedRun) -> None:
         load_run_model(str(run_copy.run_dir), run_copy.runs_dir)
     loaded = load_run_model(str(run_copy.run_dir), run_copy.runs_dir, trust=True)
     assert loaded.card["model_file"] == "best.joblib"
+
+
+def test_joblib_is_an_opt_in_export_of_a_checked_model(
+    trained_run: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "exported.joblib"
+    argv = ["export-joblib", "--model", str(trained_run.run_dir), "--out", str(out),
+            "--runs-dir", str(trained_run.runs_dir)]  # fmt: skip
+    assert main(argv) == 0
+    assert "loading it runs code" in capsys.readouterr().out
+    assert hasattr(joblib.load(out), "predict_proba")
