@@ -431,7 +431,12 @@ def test_prefect_yaml_deploys_to_a_process_worker(
         worker = subprocess.Popen(
             [str(PREFECT_BIN), "worker", "start", "--pool", "tabpipe"],
             cwd=tmp_path,  # the deployment's pull step, not the worker's folder, finds the code
-            env={**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
+            env={
+                **prefect_server.env,
+                "PREFECT_WORKER_QUERY_SECONDS": "1",
+                # the form may write runs here too (docs/prefect.md, what the run form may change)
+                "TABPIPE_DEPLOYMENT_ROOTS": f"{PROJECT_ROOT}{os.pathsep}{tmp_path}",
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
         )
