@@ -228,11 +228,15 @@ def build_config(raw: dict[str, Any], source: str, base_dir: Path | None = None)
         # Only segmentation learns without a target; every other task names its column.
         raise ConfigError(f"{source}: required key 'target' is missing.")
     if base_dir is not None:
+        try:
+            schema_ref = resolve_schema_reference(config.schema_ref, base_dir)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: key 'schema': {error}") from None
         config = config.model_copy(
             update={
                 "data": base_dir / config.data,
                 "runs_dir": base_dir / config.runs_dir,
-                "schema_ref": resolve_schema_reference(config.schema_ref, base_dir),
+                "schema_ref": schema_ref,
             }
         )
     return config
