@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tasks.checks import load_config
-from tasks.config import RunConfig, ScheduleConfig
+from tasks.config import RunConfig, ScheduleConfig, project_root_of
 from tasks.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -180,6 +180,10 @@ def serve_deployments(configs_dir: Path, *, limit: int, poll_seconds: float | No
 
     deployments = build_deployments(configs_dir)
     require_server()
+    # Form paths (data, runs_dir, schema) must stay in the served project (flows/runtime.py).
+    from flows.runtime import DEPLOYMENT_ROOTS_ENV
+
+    os.environ[DEPLOYMENT_ROOTS_ENV] = str(project_root_of(configs_dir / "any.yaml"))
     refuse_work_pool_deployments([deployment.name for deployment in deployments])
     # Runner handles SIGTERM itself: it stops polling, cancels its runs and pauses the schedules.
     serve(*deployments, limit=limit, query_seconds=poll_seconds)

@@ -27,7 +27,11 @@ class PredictParameters(BaseModel):
     out: str = Field(..., description="Where to write predictions (.csv or .parquet).")
     runs_dir: str = Field("runs", description="The runs directory (models outside need trust).")
     trust: bool = Field(
-        False, description="Load a model from outside runs_dir (joblib can run code)."
+        False,
+        description="Load a model from outside runs_dir, or one this machine did not sign.",
+    )
+    allow_failed: bool = Field(
+        False, description="Use the model of a failed or unfinished run (refused otherwise)."
     )
 
 
@@ -41,7 +45,7 @@ def generate_predict_run_name() -> str:
 @flow(name="batch-predict", flow_run_name=generate_predict_run_name, log_prints=True)
 def batch_predict(params: PredictParameters) -> dict[str, Any]:
     """Predict new rows with a saved model; returns the output path and predicted class balance."""
-    run_model = load_model(params.model, Path(params.runs_dir), params.trust)
+    run_model = load_model(params.model, Path(params.runs_dir), params.trust, params.allow_failed)
     table = load_data(Path(params.data))
     predictions = predict_new_rows(run_model, table)
     out = write_batch_predictions(predictions, Path(params.out))

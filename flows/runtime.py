@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tasks.config import Rebalancing, RunConfig, parse_config
+from tasks.config import Rebalancing, RunConfig, override_keys, parse_config, parse_override
 from tasks.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -82,8 +82,69 @@ def check_before_start(params: TrainParameters) -> RunConfig:
     return resolve_config(params)
 
 
+# What a deployment's run form may override (the Prefect server has no authentication, so the
+# form is not trusted like the keyboard): families, folds, test share, rebalancing, threshold,
+# seed; and paths (data, runs_dir, a YAML schema) only inside the deployment roots.
+FORM_OVERRIDE_KEYS = (
+    "models",
+    "split.cv_folds",
+    "split.test_size",
+    "rebalance",
+    "threshold",
+    "seed",
+)
+FORM_PATH_KEYS = ("data", "runs_dir", "schema")
+DEPLOYMENT_ROOTS_ENV = "TABPIPE_DEPLOYMENT_ROOTS"
+
+
+def deployment_roots() -> list[Path]:
+    """The folders form paths must stay in: the served projects (set by `tabpipe serve`), else
+    the working directory of the process running the flow."""
+    listed = os.environ.get(DEPLOYMENT_ROOTS_ENV, "")
+    roots = [Path(p) for p in listed.split(os.pathsep) if p] or [Path.cwd()]
+    return [root.resolve() for root in roots]
+
+
+def inside_roots(value: str, roots: list[Path]) -> bool:
+    path = Path(value).expanduser()
+    candidates = [path] if path.is_absolute() else [root / path for root in roots]
+    return any(c.resolve().is_relative_to(root) for c in candidates for root in roots)
+
+
+def check_form_parameters(params: TrainParameters, roots: list[Path]) -> None:
+    """A deployment run's parameters: allowed override keys only, paths inside the roots."""
+    source = "Deployment parameter"
+    for key in override_keys(params.overrides):
+        allowed = key in FORM_OVERRIDE_KEYS or key.startswith("threshold.")
+        if not (allowed or key in FORM_PATH_KEYS):
+            raise ConfigError(
+                f"{source} overrides: key '{key}' cannot be set from a deployment form "
+                f"(allowed: {', '.join(FORM_OVERRIDE_KEYS + FORM_PATH_KEYS)})."
+            )
+    paths = [("config", params.config), ("data", params.data)]
+    for assignment in params.overrides:
+        keys, value = parse_override(assignment)
+        if ".".join(keys) in FORM_PATH_KEYS:
+            paths.append((".".join(keys), str(value)))
+    shown_roots = ", ".join(str(root) for root in roots)
+    for name, value in paths:
+        if value is not None and not inside_roots(value, roots):
+            raise ConfigError(
+                f"{source} '{name}' ({value}) lies outside the deployment roots ({shown_roots})."
+            )
+
+
+def running_from_deployment() -> bool:
+    from prefect.runtime import deployment
+
+    return deployment.id is not None
+
+
 def resolve_config(params: TrainParameters) -> RunConfig:
-    """The training config the parameters name, checked (families, grids, schema)."""
+    """The training config the parameters name, checked (families, grids, schema); a run
+    started from a deployment's form is held to the form's allow-list first."""
+    if running_from_deployment():
+        check_form_parameters(params, deployment_roots())
     from tasks.checks import load_config  # model families: scikit-learn, imported only here
 
     config = load_config(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import keyword
 import math
 import re
 import sys
@@ -17,7 +16,10 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from schemas.safe_yaml import read_yaml_file
 from tasks.errors import ConfigError
+
+YAML_SUFFIXES = (".yaml", ".yml")
 
 # A string column with at most this many distinct values gets an isin check.
 MAX_CATEGORIES = 50
@@ -92,8 +94,35 @@ def import_schema_module(module_name: str) -> ModuleType:
         raise ConfigError(f"Schema module '{module_name}' cannot be imported.") from error
 
 
+def load_yaml_schema(path: Path) -> pa.DataFrameSchema:
+    """A schema written by pandera's to_yaml: data, never code (read without aliases, bounded)."""
+    serialized = read_yaml_file(path, "Schema file")
+    try:
+        schema = pa.DataFrameSchema.from_yaml(yaml_text_of(serialized))
+    except Exception as error:  # pandera raises many types for a malformed schema
+        problem = " ".join(str(error).split())[:200]
+        raise ConfigError(
+            f"Schema file '{path}' is not a pandera YAML schema ({problem})."
+        ) from None
+    if not isinstance(schema, pa.DataFrameSchema):
+        raise ConfigError(f"Schema file '{path}' is not a pandera YAML schema.")
+    return schema
+
+
+def yaml_text_of(serialized: Any) -> str:
+    """The already-checked mapping handed to pandera as YAML text (it parses with safe_load)."""
+    import yaml
+
+    if not isinstance(serialized, dict):
+        raise ValueError("the file must be a mapping with 'columns'")
+    return yaml.safe_dump(serialized, sort_keys=False)
+
+
 def load_schema(reference: str) -> pa.DataFrameSchema:
-    """'module:Name' or 'path/to/file.py:Name' of a DataFrameModel class or DataFrameSchema."""
+    """A YAML schema file (pandera's to_yaml), or 'module:Name' / 'path/to/file.py:Name' of a
+    DataFrameModel class or DataFrameSchema (Python: only from a project's config file)."""
+    if reference.lower().endswith(YAML_SUFFIXES):
+        return load_yaml_schema(Path(reference))
     module_name, _, attribute = reference.rpartition(":")
     if not module_name or not attribute:
         raise ConfigError(f"Schema '{reference}' must look like 'module:Name' or 'file.py:Name'.")
@@ -113,25 +142,6 @@ def class_name_for(dataset_name: str) -> str:
     return f"{'_' if name[0].isdigit() else ''}{name}Schema"
 
 
-def attribute_names(columns: list[str]) -> dict[str, str]:
-    """A distinct Python identifier per column; columns that are not identifiers get an alias."""
-    names: dict[str, str] = {}
-    taken: set[str] = set()
-    for column in columns:
-        base = re.sub(r"\W", "_", column).strip("_") or "column"
-        # pandera ignores attributes that start with '_'; keywords cannot be attributes.
-        if base[0].isdigit():
-            base = f"column_{base}"
-        if keyword.iskeyword(base):
-            base = f"{base}_"
-        name, counter = base, 2
-        while name in taken:
-            name, counter = f"{base}_{counter}", counter + 1
-        taken.add(name)
-        names[column] = name
-    return names
-
-
 def outward_bounds(low: float, high: float) -> tuple[float, float]:
     """Round a range outward to a few decimals, so the contract stays readable and no narrower."""
     span = high - low
@@ -143,51 +153,27 @@ def outward_bounds(low: float, high: float) -> tuple[float, float]:
     )
 
 
-def python_literal(value: str | list[str]) -> str:
-    """Strings in double quotes, as ruff format writes them (JSON string syntax is Python's)."""
-    return json.dumps(value, ensure_ascii=False)
+def rounded_check(check: pa.Check) -> pa.Check:
+    statistics = check.statistics or {}
+    if check.name != "in_range" or "min_value" not in statistics:
+        return check
+    return pa.Check.in_range(*outward_bounds(statistics["min_value"], statistics["max_value"]))
 
 
-def field_arguments(column: pa.Column, alias: str | None) -> list[str]:
-    """The pa.Field(...) arguments that reproduce an inferred column's checks."""
-    arguments = []
-    for check in column.checks:
-        statistics = check.statistics
-        if check.name == "in_range":
-            low, high = outward_bounds(statistics["min_value"], statistics["max_value"])
-            arguments += [f"ge={low!r}", f"le={high!r}"]
-        elif check.name == "isin":
-            arguments.append(f"isin={python_literal(sorted(statistics['allowed_values']))}")
-    arguments.append(f"nullable={column.nullable}")
-    if alias is not None:
-        arguments.append(f"alias={python_literal(alias)}")
-    return arguments
+def readable_schema(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
+    """The inferred schema with its ranges rounded outward (readable, never narrower)."""
+    updates = {
+        name: {"checks": [rounded_check(check) for check in column.checks]}
+        for name, column in schema.columns.items()
+    }
+    return schema.update_columns(updates) if updates else schema
 
 
-def schema_module_source(schema: pa.DataFrameSchema, class_name: str, source: str) -> str:
-    """Python source of a DataFrameModel equal in checks to an inferred schema, to be tightened."""
-    names = attribute_names(list(schema.columns))
-    lines = [
-        f'"""Data contract for {source}, inferred by `tabpipe init`: tighten it by hand.',
-        "",
-        "Ranges are the observed ones widened by a margin; categories are the values seen.",
-        '"""',
-        "",
-        "import pandera.pandas as pa",
-        "from pandera.typing import Series",
-        "",
-        "",
-        f"class {class_name}(pa.DataFrameModel):",
-    ]
-    for column_name, column in schema.columns.items():
-        attribute = names[column_name]
-        python_type = "float" if is_float_column(column) else "str"
-        alias = None if attribute == column_name else column_name
-        arguments = ", ".join(field_arguments(column, alias))
-        lines.append(f"    {attribute}: Series[{python_type}] = pa.Field({arguments})")
-    lines += ["", "    class Config:", "        coerce = True", "        strict = True", ""]
-    return "\n".join(lines)
-
-
-def is_float_column(column: pa.Column) -> bool:
-    return str(column.dtype).startswith("float")
+def schema_yaml_source(schema: pa.DataFrameSchema, source: str) -> str:
+    """A pandera YAML schema (data, never code: any column name works), to be tightened."""
+    shown = json.dumps(source, ensure_ascii=True)  # a file name never breaks out of the comment
+    header = (
+        f"# Data contract for {shown}, inferred by `tabpipe init`: tighten it by hand.\n"
+        "# Ranges are the observed ones widened by a margin; categories are the values seen.\n"
+    )
+    return header + str(readable_schema(schema).to_yaml())

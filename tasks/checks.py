@@ -3,6 +3,7 @@ family, grid parameter or schema is reported before Prefect starts."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from schemas.infer import load_schema
@@ -57,10 +58,30 @@ def check_schema(config: RunConfig, source: str) -> None:
 
 
 def check_data_file(config: RunConfig) -> None:
-    """A data file that is not there, said before a run starts (the flow would say it too, but
-    only after starting Prefect and a run that then fails)."""
+    """A data file that is not there (or is a folder), said before a run starts (the flow would
+    say it too, but only after starting Prefect and a run that then fails)."""
     if not config.data.exists():
         raise DataError(f"Data file '{config.data}' does not exist.")
+    if config.data.is_dir():
+        raise DataError(f"Data file '{config.data}' is a directory; name a CSV or Parquet file.")
+
+
+def check_runs_dir(runs_dir: Path) -> None:
+    """runs_dir is a folder tabpipe can write (or can create), said before a run starts."""
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise ConfigError(
+            f"runs_dir '{runs_dir}' is a file, not a folder; set runs_dir to a folder."
+        )
+    existing = runs_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"runs_dir '{runs_dir}' cannot be created: '{existing}' is a file.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"runs_dir '{runs_dir}' is not writable ('{existing}' is read-only); set runs_dir "
+            "to a writable folder."
+        )
 
 
 def check_references(config: RunConfig, source: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +16,12 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.safe_yaml import parse_yaml, read_yaml_file
 from tasks.errors import ConfigError
+
+MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state bound
+YAML_SCHEMA_SUFFIXES = (".yaml", ".yml")
+MAX_NAME_LENGTH = 100  # run ids add about 25 characters; file names stop at 255
 
 Rebalancing = Literal["none", "class_weight", "random_over", "random_under", "smote", "auto"]
 TaskKind = Literal["auto", "binary", "multiclass", "regression", "clustering"]
@@ -92,7 +96,7 @@ class RunConfig(StrictModel):
 
     data: Path
     target: str = Field("", description="The column to predict; optional for task: clustering.")
-    name: str = ""
+    name: str = Field("", max_length=MAX_NAME_LENGTH)
     task: TaskKind = "auto"
     schema_ref: str | None = Field(
         None,
@@ -109,7 +113,7 @@ class RunConfig(StrictModel):
     split: SplitConfig = SplitConfig()
     search: SearchConfig = SearchConfig()
     threshold: ThresholdConfig | None = None
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=MAX_SEED)
     n_jobs: int | None = Field(None, ge=1, description="Cores to use; all of them by default.")
     runs_dir: Path = Path("runs")
     schedule: ScheduleConfig | None = None
@@ -128,6 +132,15 @@ class RunConfig(StrictModel):
     def dataset_name(self) -> str:
         """The name runs, deployments and tags use: `name`, else the data file's stem."""
         return self.name or self.data.stem.replace(".", "-")
+
+
+MAX_ECHO = 200  # characters of a user's value repeated in an error message
+
+
+def shorten(value: Any) -> str:
+    """repr of a value, cut to MAX_ECHO characters (an error never echoes a whole payload)."""
+    text = repr(value)
+    return text if len(text) <= MAX_ECHO else f"{text[:MAX_ECHO]}... ({len(text)} characters)"
 
 
 def known_keys(loc: tuple[Any, ...]) -> list[str]:
@@ -174,26 +187,29 @@ def _format_validation_error(
     key_path = ".".join(str(part) for part in first["loc"]) or "(top level)"
     source = source_of(tuple(first["loc"]), source, overrides or [])
     if first["type"] == "extra_forbidden":
-        return f"{source}: unknown key '{key_path}'.{did_you_mean(tuple(first['loc']))}"
+        return (
+            f"{source}: unknown key '{shorten(key_path)[1:-1]}'.{did_you_mean(tuple(first['loc']))}"
+        )
     if first["type"] == "missing":
         return f"{source}: required key '{key_path}' is missing."
-    return f"{source}: key '{key_path}' {first['msg'].lower()} (got {first.get('input')!r})."
+    message = " ".join(str(first["msg"]).lower().split())
+    return f"{source}: key '{key_path}' {message} (got {shorten(first.get('input'))})."
 
 
 def parse_override(assignment: str) -> tuple[list[str], Any]:
     """Turn `a.b=value` into (['a', 'b'], value), the value parsed as YAML (so 3 is an int)."""
+    shown = shorten(assignment)[1:-1]
     if "=" not in assignment:
-        raise ConfigError(f"--set '{assignment}' must look like key=value.")
+        raise ConfigError(f"--set '{shown}' must look like key=value.")
     key, raw_value = assignment.split("=", 1)
-    try:
-        value = yaml.safe_load(raw_value)
-    except yaml.YAMLError as error:
-        problem = getattr(error, "problem", None) or "not valid YAML"
-        raise ConfigError(
-            f"--set '{assignment}' (command line): the value is not valid YAML ({problem}); "
-            "quote it, e.g. --set 'models=[knn]'."
-        ) from error
-    return key.strip().split("."), value
+    keys = key.strip().split(".")
+    if not all(part.strip() for part in keys):
+        raise ConfigError(f"--set '{shown}' names no key (it must look like key.path=value).")
+    value = parse_yaml(
+        raw_value,
+        f"--set '{shown}' (command line): the value (quote it, e.g. --set 'models=[knn]')",
+    )
+    return [part.strip() for part in keys], value
 
 
 def apply_overrides(raw: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
@@ -202,20 +218,46 @@ def apply_overrides(raw: dict[str, Any], assignments: list[str]) -> dict[str, An
     for assignment in assignments:
         keys, value = parse_override(assignment)
         node = merged
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
+        for depth, key in enumerate(keys[:-1]):
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                section = ".".join(keys[: depth + 1])
+                raise ConfigError(
+                    f"--set '{shorten(assignment)[1:-1]}': key '{section}' holds a value, not a "
+                    f"section, so '{'.'.join(keys)}' cannot be set."
+                )
+            node = child
         node[keys[-1]] = value
     return merged
 
 
+def override_keys(assignments: list[str]) -> list[str]:
+    """The dotted keys a list of --set assignments sets (e.g. 'split.cv_folds')."""
+    return [".".join(parse_override(a)[0]) for a in assignments]
+
+
+def is_yaml_schema(reference: str) -> bool:
+    return reference.lower().endswith(YAML_SCHEMA_SUFFIXES)
+
+
+def refuse_code_schema_overrides(raw: dict[str, Any], assignments: list[str]) -> None:
+    """A schema named on the command line or in a deployment form is a YAML file, never code:
+    importing a Python schema runs it, so only a config file in the project may name one."""
+    if "schema" not in override_keys(assignments):
+        return
+    reference = raw.get("schema")
+    if reference is not None and not (isinstance(reference, str) and is_yaml_schema(reference)):
+        raise ConfigError(
+            f"--set schema={shorten(reference)[1:-1]}: a schema set from the command line or a "
+            "deployment form must be a YAML schema file (pandera's to_yaml); name a Python "
+            "schema in a config file of the project instead."
+        )
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Read a YAML config into a dict; a missing or malformed file is a ConfigError."""
-    if not path.is_file():
-        raise ConfigError(f"Config file '{path}' does not exist.")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"Config file '{path}' is not valid YAML: {error}.") from error
+    """Read a YAML config into a dict; a missing, oversized or malformed file (aliases included)
+    is a ConfigError."""
+    raw = read_yaml_file(path, "Config file")
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -239,35 +281,63 @@ def build_config(
         # Only segmentation learns without a target; every other task names its column.
         raise ConfigError(f"{source}: required key 'target' is missing.")
     if base_dir is not None:
+        try:
+            schema_ref = resolve_schema_reference(config.schema_ref, base_dir)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: key 'schema': {error}") from None
         config = config.model_copy(
             update={
                 "data": base_dir / config.data,
                 "runs_dir": base_dir / config.runs_dir,
-                "schema_ref": resolve_schema_reference(config.schema_ref, base_dir),
+                "schema_ref": schema_ref,
             }
         )
     return config
 
 
 def resolve_schema_reference(reference: str | None, base_dir: Path) -> str | None:
-    """A schema file path ('schemas/x.py:Class') resolves against the project root, like data;
-    so does a dotted module ('schemas.x:Class') whose file is there but not on sys.path."""
-    if not reference or ":" not in reference:
+    """A schema file ('schemas/x.yaml', 'schemas/x.py:Class') resolves against the project root,
+    like data; so does a dotted module ('schemas.x:Class') whose file is there. Python schemas
+    must be files of the project (or tabpipe's bundled schemas): naming one imports it."""
+    if not reference:
         return reference
+    if is_yaml_schema(reference):
+        return str(base_dir / reference)
+    if ":" not in reference:
+        return reference  # load_schema says what a reference must look like
     module, _, attribute = reference.rpartition(":")
     if module.endswith(".py"):
-        return f"{base_dir / module}:{attribute}"
-    local_file = base_dir / (module.replace(".", "/") + ".py")
-    if local_file.is_file() and not module_importable(module):
+        local = base_dir / module
+        check_code_inside(local, base_dir, reference)
+        return f"{local}:{attribute}"
+    relative = Path(*module.split(".")).with_suffix(".py")
+    local_file, bundled_file = base_dir / relative, BUNDLED_SCHEMAS.parent / relative
+    bundled = module.startswith("schemas.") and bundled_file.is_file()
+    if bundled and (not local_file.is_file() or local_file.resolve() == bundled_file.resolve()):
+        return reference  # tabpipe's own bundled schema, imported as a module
+    if local_file.is_file():
+        check_code_inside(local_file, base_dir, reference)
         return f"{local_file}:{attribute}"
-    return reference
+    raise ConfigError(
+        f"Schema '{reference}' names no module file inside the project '{base_dir}' (a Python "
+        "schema is imported, so only the project's own files are)."
+    )
 
 
-def module_importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
+BUNDLED_SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+
+
+def is_within(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def check_code_inside(path: Path, base_dir: Path, reference: str) -> None:
+    if not (is_within(path, base_dir) or is_within(path, BUNDLED_SCHEMAS)):
+        raise ConfigError(
+            f"Schema file '{path}' ({reference}) lies outside the project '{base_dir}'; a Python "
+            "schema is imported (it runs), so only the project's own files are, or use a YAML "
+            "schema."
+        )
 
 
 def parse_config(
@@ -284,6 +354,7 @@ def parse_config(
     if target is not None:
         raw["target"] = target
     raw = apply_overrides(raw, overrides or [])
+    refuse_code_schema_overrides(raw, overrides or [])
     source = str(path) if path else "command line"
     return build_config(
         raw,

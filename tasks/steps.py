@@ -260,9 +260,9 @@ def compare_with_champion(
 
 
 @task(name="load-model", cache_policy=NO_CACHE, persist_result=False)
-def load_model(reference: str, runs_dir: Path, trust: bool) -> RunModel:
-    """The saved model after its hash and location checks, with its training schema."""
-    return load_run_model(reference, runs_dir, trust)
+def load_model(reference: str, runs_dir: Path, trust: bool, allow_failed: bool = False) -> RunModel:
+    """The saved model after its signature, hash and location checks, with its schema."""
+    return load_run_model(reference, runs_dir, trust, allow_failed)
 
 
 @task(name="predict", cache_policy=NO_CACHE, persist_result=False)

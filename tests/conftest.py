@@ -72,6 +72,19 @@ def binary_csv(tmp_path: Path, binary_frame: pd.DataFrame) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def signing_key_for_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Models the tests save are signed with a key of the session, never the user's own."""
+    path = tmp_path_factory.mktemp("tabpipe_home") / "signing.key"
+    previous = os.environ.get("TABPIPE_SIGNING_KEY")
+    os.environ["TABPIPE_SIGNING_KEY"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("TABPIPE_SIGNING_KEY", None)
+    else:
+        os.environ["TABPIPE_SIGNING_KEY"] = previous
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One temporary Prefect API for the whole session (about 9 s to start)."""

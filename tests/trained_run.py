@@ -21,7 +21,7 @@ class TrainedRun:
 
     @property
     def model_path(self) -> Path:
-        return self.run_dir / "models" / "best.joblib"
+        return self.run_dir / "models" / "best.skops"
 
 
 def train_tiny(data: Path, runs_dir: Path) -> Path:

@@ -14,6 +14,8 @@ console = Console()
 
 def absolute_schema_ref(reference: str | None) -> str | None:
     """A schema file typed on the command line is relative to where the user stands."""
+    if reference is not None and reference.lower().endswith((".yaml", ".yml")):
+        return str(Path(reference).resolve())
     if reference is None or ".py:" not in reference:
         return reference
     path, _, attribute = reference.rpartition(":")
@@ -33,7 +35,7 @@ def command_init(args: argparse.Namespace) -> int:
     )
     print_notes(files.notes)
     for line in (
-        f"Wrote {files.schema} (pandera DataFrameModel, inferred: tighten it).",
+        f"Wrote {files.schema} (pandera YAML schema, inferred: tighten it).",
         f"Wrote {files.config} (schema: {files.schema_ref}).",
         f"Next: tabpipe validate {files.config}, then tabpipe train {files.config}",
     ):
@@ -61,8 +63,9 @@ def command_validate(args: argparse.Namespace) -> int:
 
     schema_ref = absolute_schema_ref(args.schema)
     if args.config is not None:
-        overrides = [f"schema={schema_ref}"] if schema_ref else []
-        config = load_config(args.config, overrides=overrides, data=args.data)
+        config = load_config(args.config, data=args.data)
+        if schema_ref:  # typed at the keyboard: trusted like a config file, unlike --set
+            config = config.model_copy(update={"schema_ref": schema_ref})
         report = validate_config_data(config)
     elif args.data is not None:
         report = validate_file(args.data, schema_ref)

@@ -30,7 +30,8 @@ def command_predict(args: argparse.Namespace) -> int:
     from flows.cli.console import prefect_session
     from tasks.serving.predict import load_run_model
 
-    load_run_model(args.model, args.runs_dir, args.trust)  # refusals surface before Prefect starts
+    # refusals surface before Prefect starts
+    load_run_model(args.model, args.runs_dir, args.trust, args.allow_failed)
     with prefect_session(args.debug):
         return predict_in_flow(args)
 
@@ -44,6 +45,7 @@ def predict_in_flow(args: argparse.Namespace) -> int:
         out=str(args.out),
         runs_dir=str(args.runs_dir),
         trust=args.trust,
+        allow_failed=args.allow_failed,
     )
     summary = batch_predict(params)
     print_class_balance(summary["class_balance"], "Predicted classes")
@@ -113,12 +115,26 @@ def command_api(args: argparse.Namespace) -> int:
     from tasks.serving.predict import load_run_model
 
     reference = args.model or default_model_reference(args.runs_dir)
-    run_model = load_run_model(reference, args.runs_dir, args.trust)
+    run_model = load_run_model(reference, args.runs_dir, args.trust, args.allow_failed)
     console.print(
         f"Serving run {run_model.card['run_id']} at http://{args.host}:{args.port} "
         f"(reports under /runs/). Ctrl-C stops it."
     )
     uvicorn.run(build_app(run_model, args.runs_dir), host=args.host, port=args.port)
+    return 0
+
+
+def command_export_joblib(args: argparse.Namespace) -> int:
+    from tasks.run.model_io import export_joblib
+    from tasks.serving.predict import load_run_model
+
+    run_model = load_run_model(args.model, args.runs_dir, args.trust, args.allow_failed)
+    out = export_joblib(run_model.model, args.out)
+    console.print(
+        f"Wrote {out} (joblib: loading it runs code, so share it only with people who trust you).",
+        highlight=False,
+        soft_wrap=True,
+    )
     return 0
 
 
@@ -132,7 +148,13 @@ def add_trust_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust",
         action="store_true",
-        help="Load a model from outside the runs directory (a joblib file can run code).",
+        help="Load a model from outside the runs directory, or one this machine did not sign "
+        "(its types are still checked; an old joblib model needs it).",
+    )
+    parser.add_argument(
+        "--allow-failed",
+        action="store_true",
+        help="Use the model of a failed or unfinished run (refused otherwise).",
     )
 
 
@@ -156,6 +178,15 @@ def add_serving_parsers(commands: Any) -> None:
     promote.add_argument("run", help="Run id or run directory.")
     add_runs_dir_argument(promote)
     promote.set_defaults(handler=command_promote)
+
+    export = commands.add_parser(
+        "export-joblib", help="Write a run's checked model as a joblib file (opt-in; a pickle)."
+    )
+    export.add_argument("--model", required=True, help="RUN_DIR or champion:NAME.")
+    export.add_argument("--out", required=True, type=Path, help="The .joblib file to write.")
+    add_runs_dir_argument(export)
+    add_trust_argument(export)
+    export.set_defaults(handler=command_export_joblib)
 
     api = commands.add_parser("api", help="Serve a model over HTTP (FastAPI + uvicorn).")
     api.add_argument("--model", help="RUN_DIR or champion:NAME (default: the only champion).")

@@ -1,8 +1,9 @@
-"""Data contracts for new data: `tabpipe init` writes a starter config and schema module,
+"""Data contracts for new data: `tabpipe init` writes a starter config and YAML schema,
 `tabpipe validate` checks a file against a schema without training."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ import pandas as pd
 import pandera.pandas as pa
 import yaml
 
-from schemas.infer import class_name_for, infer_schema, load_schema, schema_module_source
+from schemas.infer import class_name_for, infer_schema, load_schema, schema_yaml_source
 from tasks.config import RunConfig, parse_config, project_root_of
 from tasks.data.profile import DataProfile, profile_frame, profile_notes
 from tasks.data.read import LoadedTable, read_table
@@ -69,8 +70,8 @@ def starter_config_text(
         "seed": 42,
     }
     header = (
-        f"# Written by `tabpipe init` from {source.name}. Tighten the schema module, pick\n"
-        "# `models:` and `grids:` if you like, then run `tabpipe train` on this file.\n"
+        f"# Written by `tabpipe init` from {json.dumps(source.name)}. Tighten the YAML schema,\n"
+        "# pick `models:` and `grids:` if you like, then run `tabpipe train` on this file.\n"
     )
     return header + yaml.safe_dump(config, sort_keys=False)
 
@@ -89,8 +90,8 @@ def write_starter_files(
     name: str | None = None,
     force: bool = False,
 ) -> StarterFiles:
-    """Infer a schema from the file, write it as a DataFrameModel module and a config using it;
-    the config is loaded back, so what init writes is known to load."""
+    """Infer a schema from the file, write it as a pandera YAML schema (data, not code, so any
+    column name works) and a config using it; both are loaded back, so what init writes loads."""
     name = name or dataset_name_for(data)
     if not re.fullmatch(r"[0-9A-Za-z_-]+", name):
         raise ConfigError(f"Name '{name}' may contain only letters, digits, '-' and '_'.")
@@ -98,13 +99,13 @@ def write_starter_files(
     profile = profile_frame(table.frame, target)  # a target training cannot use is said now
     class_name = class_name_for(name)
     config_path = configs_dir / f"{name}.yaml"
-    schema_path = schemas_dir / f"{name.replace('-', '_')}.py"
+    schema_path = schemas_dir / f"{name}.yaml"
     refuse_overwrite([config_path, schema_path], force)
     schema = infer_schema(table.frame, name=class_name)
     root = project_root_of(config_path)
-    schema_ref = f"{path_for_config(schema_path, root)}:{class_name}"
+    schema_ref = path_for_config(schema_path, root)
     schemas_dir.mkdir(parents=True, exist_ok=True)
-    schema_path.write_text(schema_module_source(schema, class_name, data.name), encoding="utf-8")
+    schema_path.write_text(schema_yaml_source(schema, data.name), encoding="utf-8")
     configs_dir.mkdir(parents=True, exist_ok=True)
     config_path.write_text(
         starter_config_text(name, path_for_config(data, root), target, schema_ref, data),

@@ -1,4 +1,11 @@
-"""Saving the fitted pipeline with its card (models/best.json), and loading it back safely."""
+"""Saving the fitted pipeline with its signed card (models/best.skops + models/best.json), and
+loading it back safely.
+
+The model file is a skops file, not a pickle: loading it builds only the types on an explicit
+list (scikit-learn, imbalanced-learn and tabpipe's own steps) and never runs code from the file.
+The card carries the model's sha256 and an HMAC signature with this machine's key
+(tasks/run/signing.py), so a file written by anyone else is refused even if the hash matches.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,19 @@ from typing import Any
 
 import joblib
 import pandas as pd
+import skops.io as sio
 from imblearn.pipeline import Pipeline
 
 from tasks.data.read import file_sha256
 from tasks.errors import ModelIntegrityError, UntrustedModelError
-from tasks.run.rundir import package_versions
+from tasks.run.rundir import package_versions, to_jsonable
+from tasks.run.signing import check_card_signature, sign_card
+
+MODEL_FILE_NAME = "best.skops"
+LEGACY_MODEL_FILE_NAME = "best.joblib"  # runs before skops; loaded only with --trust
+# Types a model file may hold beyond skops' own defaults (numpy, builtins, sklearn's core).
+TRUSTED_TYPE_PREFIXES = ("sklearn.", "imblearn.", "scipy.sparse.")
+TRUSTED_EXACT_TYPES = frozenset({"numpy.dtype", "tasks.model_selection.audit.FitAudit"})
 
 
 def input_columns(X: pd.DataFrame) -> dict[str, str]:
@@ -50,7 +65,20 @@ def model_card(
     }
 
 
-def save_model(model: Pipeline, path: Path) -> Path:
+def signed_card(card: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
+    """The card as it is written: JSON-safe, signed with this machine's key."""
+    return sign_card(to_jsonable(card), runs_dir)
+
+
+def save_model(model: Any, path: Path) -> Path:
+    """The fitted pipeline as a skops file (no pickle)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sio.dump(model, path)
+    return path
+
+
+def export_joblib(model: Any, path: Path) -> Path:
+    """Opt-in export as joblib for tools that need a pickle (loading it can run code)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, path)
     return path
@@ -66,12 +94,12 @@ def is_inside(path: Path, folder: Path) -> bool:
 
 
 def check_trusted_location(model_path: Path, runs_dir: Path, trust: bool) -> None:
-    """Refuse a model from outside runs/ unless trusted: loading a joblib file can run code."""
+    """Refuse a model from outside runs/ unless trusted."""
     if trust or is_inside(model_path, runs_dir):
         return
     raise UntrustedModelError(
-        f"Model '{model_path}' is outside the runs directory '{runs_dir}'; loading a joblib "
-        "file can run arbitrary code, so pass --trust only for a file you trust."
+        f"Model '{model_path}' is outside the runs directory '{runs_dir}'; pass --trust only "
+        "for a file you trust."
     )
 
 
@@ -93,34 +121,80 @@ def read_card(card_path: Path) -> dict[str, Any]:
     return card
 
 
-def load_checked_model(
-    model_path: Path, runs_dir: Path, trust: bool = False
-) -> tuple[Pipeline, dict[str, Any]]:
-    """Load models/best.joblib after checking where it lies and its sha256 against
-    models/best.json; warns (PackageVersionWarning) when package versions differ."""
-    check_trusted_location(model_path, runs_dir, trust)
-    if not model_path.is_file():
-        raise ModelIntegrityError(f"Model file '{model_path}' does not exist.")
-    card_path = model_path.with_suffix(".json")
-    card = read_card(card_path)
-    if file_sha256(model_path) != card["sha256"]:
+def is_trusted_type(name: str) -> bool:
+    return name.startswith(TRUSTED_TYPE_PREFIXES) or name in TRUSTED_EXACT_TYPES
+
+
+def load_skops(model_path: Path) -> Any:
+    """Build the model from a skops file, refusing any type not on the trusted list."""
+    try:
+        untrusted = sio.get_untrusted_types(file=model_path)
+    except Exception as error:  # not a skops archive at all: saved broken or replaced
         raise ModelIntegrityError(
-            f"Model file '{model_path}' does not match the sha256 in '{card_path}'; "
-            "refusing to load."
+            f"Model file '{model_path}' is not a readable skops file ({type(error).__name__})."
+        ) from error
+    unexpected = sorted(name for name in untrusted if not is_trusted_type(name))
+    if unexpected:
+        raise UntrustedModelError(
+            f"Model file '{model_path}' holds types tabpipe never saves "
+            f"({', '.join(unexpected[:3])}); refusing to load it."
         )
     try:
-        model = joblib.load(model_path)
-    except Exception as error:  # a matching hash but an unreadable file: saved broken
+        return sio.load(model_path, trusted=untrusted)
+    except Exception as error:  # a hash-checked file that still cannot be built
         raise ModelIntegrityError(
-            f"Model file '{model_path}' cannot be loaded: {error}."
+            f"Model file '{model_path}' cannot be loaded ({type(error).__name__})."
         ) from error
-    differences = version_differences(card.get("package_versions", {}), package_versions())
+
+
+def load_legacy_joblib(model_path: Path, trust: bool) -> Any:
+    """A model saved before skops: a pickle, so only for a user who vouches for it."""
+    if not trust:
+        raise UntrustedModelError(
+            f"Model file '{model_path}' is a joblib pickle from an older tabpipe; loading one "
+            "can run code, so pass --trust only if you trust it (or re-train)."
+        )
+    try:
+        return joblib.load(model_path)
+    except Exception as error:
+        raise ModelIntegrityError(
+            f"Model file '{model_path}' cannot be loaded ({type(error).__name__})."
+        ) from error
+
+
+def warn_on_version_differences(model_path: Path, card: dict[str, Any]) -> None:
+    saved = card.get("package_versions")
+    differences = version_differences(saved if isinstance(saved, dict) else {}, package_versions())
     if differences:
         listed = ", ".join(f"{n} {old} -> {new}" for n, (old, new) in differences.items())
         warnings.warn(
             f"Model '{model_path}' was saved with other package versions ({listed}); "
             "its predictions may differ.",
             PackageVersionWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
+
+
+def load_checked_model(
+    model_path: Path, runs_dir: Path, trust: bool = False
+) -> tuple[Pipeline, dict[str, Any]]:
+    """Load models/best.skops after checking where it lies, its card's signature (unless
+    trusted) and its sha256; warns (PackageVersionWarning) when package versions differ."""
+    check_trusted_location(model_path, runs_dir, trust)
+    if not model_path.is_file():
+        raise ModelIntegrityError(f"Model file '{model_path}' does not exist.")
+    card_path = model_path.with_suffix(".json")
+    card = read_card(card_path)
+    if not trust:
+        check_card_signature(card, card_path)
+    if file_sha256(model_path) != card["sha256"]:
+        raise ModelIntegrityError(
+            f"Model file '{model_path}' does not match the sha256 in '{card_path}'; "
+            "refusing to load."
+        )
+    if model_path.suffix == ".joblib":
+        model = load_legacy_joblib(model_path, trust)
+    else:
+        model = load_skops(model_path)
+    warn_on_version_differences(model_path, card)
     return model, card

@@ -26,7 +26,7 @@ from tasks.evaluation.evaluate import pipeline_of, probability_columns
 from tasks.evaluation.explain import Explanations
 from tasks.model_selection.audit import forget_training_rows
 from tasks.model_selection.search import FamilyResult, SelectionChoice
-from tasks.run.model_io import input_columns, model_card, save_model
+from tasks.run.model_io import MODEL_FILE_NAME, input_columns, model_card, save_model, signed_card
 from tasks.run.plots import (
     write_classification_plots,
     write_explanation_plots,
@@ -317,10 +317,10 @@ def write_training_files(run: RunDir, outputs: TrainingOutputs) -> dict[str, Pat
 
 
 def write_model(run: RunDir, outputs: TrainingOutputs) -> None:
-    """models/best.joblib without the training rows it saw, and its card models/best.json."""
+    """models/best.skops without the training rows it saw, and its signed card models/best.json."""
     model, best, profile = outputs.model, outputs.best, outputs.profile
     forget_training_rows(pipeline_of(model))
-    model_path = save_model(model, run.path("models", "best.joblib"))
+    model_path = save_model(model, run.path("models", MODEL_FILE_NAME))
     card = model_card(
         model_path,
         run_id=run.run_id,
@@ -333,4 +333,4 @@ def write_model(run: RunDir, outputs: TrainingOutputs) -> None:
         test_metrics=outputs.metrics["test_metrics"],
         versions=package_versions(),
     )
-    write_json(run.path("models", "best.json"), card)
+    write_json(run.path("models", "best.json"), signed_card(card, run.final.parent))

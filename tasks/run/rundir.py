@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from tasks.errors import ConfigError
+
 TRACKED_PACKAGES = (
     "tabpipe",
     "prefect",
@@ -60,7 +62,13 @@ def new_run_id(name: str) -> str:
 
 def start_run(runs_dir: Path, name: str) -> RunDir:
     """Create the hidden staging directory of a new run (never an existing one)."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError, PermissionError, OSError) as error:
+        raise ConfigError(
+            f"runs_dir '{runs_dir}' cannot be used ({error.strerror or error}); set runs_dir to "
+            "a writable folder."
+        ) from None
     while True:
         run_id = new_run_id(name)
         final = runs_dir / run_id

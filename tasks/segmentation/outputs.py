@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from tasks.data.profile import DataProfile
 from tasks.data.read import file_sha256
-from tasks.run.model_io import input_columns, save_model
+from tasks.run.model_io import MODEL_FILE_NAME, input_columns, save_model, signed_card
 from tasks.run.outputs import RunWriter
 from tasks.run.plots import draw_missing_values, save_figure
 from tasks.run.report import REPORT_STYLE, format_value, html_table, markdown_table, png_data_uri
@@ -113,9 +113,9 @@ def write_segment_files(run: RunDir, outputs: SegmentOutputs) -> dict[str, Path]
     write_json(run.path("profile.json"), asdict(profile))
     points, variance = outputs.projection
     plots = write_segment_plots(run.path("plots"), metrics, points, variance, best.labels, profile)
-    model_path = save_model(outputs.model, run.path("models", "best.joblib"))  # type: ignore[arg-type]
+    model_path = save_model(outputs.model, run.path("models", MODEL_FILE_NAME))  # type: ignore[arg-type]
     card = segment_card(model_path, run.run_id, metrics, input_columns(prepared.raw))
-    write_json(run.path("models", "best.json"), card)
+    write_json(run.path("models", "best.json"), signed_card(card, run.final.parent))
     return plots
 
 

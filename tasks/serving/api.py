@@ -4,33 +4,50 @@ POST /predict  JSON records, validated by a pydantic model derived from the trai
 GET  /health   liveness and which run is served
 GET  /model    the model card
 GET  /runs/... report pages, plots and tables of runs (never model files or staging directories)
+
+For a shared network: TABPIPE_API_TOKEN (a bearer token every route but /health then needs),
+a request size limit (TABPIPE_API_MAX_BYTES, 10 MB by default), errors that echo at most 200
+characters of any input, and HTML that escapes every name it shows.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint's record type, which
 # is built at run time, from real annotations.
 
+import hmac
+import html
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import pandas as pd
-from fastapi import Body, FastAPI, HTTPException
+from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.responses import Response
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tasks.errors import ValidationFailed
 from tasks.serving.predict import RunModel, class_balance, predict_rows
 from tasks.serving.registry import list_runs
 
 SERVED_SUFFIXES = {".html", ".png", ".svg", ".csv", ".json", ".yaml"}
+TOKEN_ENV = "TABPIPE_API_TOKEN"
+MAX_BYTES_ENV = "TABPIPE_API_MAX_BYTES"
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+MAX_ECHO = 200  # characters of a user's input an error may repeat
+OPEN_PATHS = {"/health"}
 
 
 def python_type_of(dtype: str) -> type:
-    """The JSON-side type of a training column: numbers, booleans, everything else text."""
-    if dtype.startswith(("float", "int", "uint", "Float", "Int", "UInt")):
+    """The JSON-side type of a training column: integers (a fraction is refused, not
+    truncated), other numbers, booleans, everything else text."""
+    if dtype.startswith(("int", "uint", "Int", "UInt")):
+        return int
+    if dtype.startswith(("float", "Float")):
         return float
     if dtype in {"bool", "boolean"}:
         return bool
@@ -76,18 +93,41 @@ def failure_details(failure: ValidationFailed) -> list[dict[str, Any]]:
             {
                 "loc": ["body", row, case.get("column")],
                 "msg": f"failed check {case.get('check')}",
-                "input": None if pd.isna(case.get("failure_case")) else str(case["failure_case"]),
+                "input": None if pd.isna(case.get("failure_case")) else short(case["failure_case"]),
                 "type": "schema",
             }
         )
     return details
 
 
+def short(value: Any) -> Any:
+    """A user's value as echoed in an error: at most MAX_ECHO characters of it."""
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= MAX_ECHO else f"{text[:MAX_ECHO]}... ({len(text)} characters)"
+
+
+def shortened_errors(errors: Any) -> list[dict[str, Any]]:
+    """FastAPI's 422 detail with every echoed input cut to MAX_ECHO characters."""
+    return [
+        {
+            "loc": [short(part) for part in error.get("loc", [])],
+            "msg": short(str(error.get("msg", ""))),
+            "type": error.get("type"),
+            **({"input": short(error["input"])} if "input" in error else {}),
+        }
+        for error in errors
+    ]
+
+
 def runs_index(runs_dir: Path) -> str:
-    """A plain page linking every run's report, newest first."""
+    """A plain page linking every run's report, newest first; every name is escaped (a run id
+    comes from a data file's name, which can hold markup)."""
     items = "".join(
-        f'<li><a href="/runs/{row["run_id"]}/report.html">{row["run_id"]}</a> '
-        f"{row['status']}{' (champion)' if row['champion'] else ''}</li>"
+        f'<li><a href="/runs/{html.escape(quote(row["run_id"]))}/report.html">'
+        f"{html.escape(row['run_id'])}</a> "
+        f"{html.escape(str(row['status']))}{' (champion)' if row['champion'] else ''}</li>"
         for row in list_runs(runs_dir)
     )
     return f"<!doctype html><title>tabpipe runs</title><h1>Runs</h1><ul>{items}</ul>"
@@ -116,8 +156,82 @@ def add_offline_docs(app: FastAPI) -> None:
         )
 
 
-def build_app(run_model: RunModel, runs_dir: Path) -> FastAPI:
-    """The service for one loaded model; reports of every run under runs_dir."""
+class SharedNetworkGuard:
+    """ASGI middleware: a bearer token on every route but /health (when one is set), and a
+    request body limit (413), counted as the body arrives, Content-Length or not."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None, max_bytes: int) -> None:
+        self.app, self.token, self.max_bytes = app, token, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.token and scope["path"] not in OPEN_PATHS and not self.authorized(scope):
+            await plain_json(send, 401, "Missing or wrong bearer token.", bearer=True)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await plain_json(send, 413, f"Request body is larger than {self.max_bytes} bytes.")
+            return
+        await self.app(scope, self.counting(receive, send), send)
+
+    def authorized(self, scope: Scope) -> bool:
+        header = dict(scope.get("headers", [])).get(b"authorization", b"")
+        scheme, _, given = header.decode("latin-1").partition(" ")
+        expected = self.token or ""
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), expected)
+
+    def counting(self, receive: Receive, send: Send) -> Receive:
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge
+            return message
+
+        return limited
+
+
+class BodyTooLarge(HTTPException):
+    """A chunked body went past the limit while it arrived (FastAPI passes HTTPExceptions on)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail="Request body is too large.")
+
+
+async def plain_json(send: Send, status: int, detail: str, bearer: bool = False) -> None:
+    response = JSONResponse(status_code=status, content={"detail": detail})
+    if bearer:
+        response.headers["www-authenticate"] = "Bearer"
+    await response({"type": "http"}, receive_nothing, send)
+
+
+async def receive_nothing() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def api_token_from_env() -> str | None:
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def max_bytes_from_env() -> int:
+    raw = os.environ.get(MAX_BYTES_ENV, "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_MAX_BYTES
+
+
+def build_app(
+    run_model: RunModel,
+    runs_dir: Path,
+    *,
+    api_token: str | None = None,
+    max_bytes: int | None = None,
+) -> FastAPI:
+    """The service for one loaded model; reports of every run under runs_dir. The token and the
+    size limit default to TABPIPE_API_TOKEN and TABPIPE_API_MAX_BYTES."""
     app = FastAPI(
         title="tabpipe",
         description=f"Predictions of run {run_model.card['run_id']}",
@@ -125,7 +239,16 @@ def build_app(run_model: RunModel, runs_dir: Path) -> FastAPI:
         redoc_url=None,
     )
     add_offline_docs(app)
+    app.add_middleware(
+        SharedNetworkGuard,
+        token=api_token if api_token is not None else api_token_from_env(),
+        max_bytes=max_bytes or max_bytes_from_env(),
+    )
     Record = record_model(run_model)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": shortened_errors(error.errors())})
 
     @app.get("/health")
     def health() -> dict[str, Any]:

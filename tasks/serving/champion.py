@@ -20,7 +20,7 @@ import pandas as pd
 
 from tasks.errors import ModelIntegrityError, RegistryError
 from tasks.evaluation.evaluate import probability_columns
-from tasks.run.model_io import load_checked_model
+from tasks.run.model_io import MODEL_FILE_NAME, load_checked_model
 from tasks.run.rundir import PARTIAL_SUFFIX
 from tasks.serving.predict import predict_with_card
 from tasks.serving.registry import (
@@ -263,7 +263,7 @@ def judge_against_champion(
     new_output = probability_columns(predictions).assign(y_pred=predictions["y_pred"].astype(str))
     classes, positive = list(metrics["classes"]), metrics.get("positive_label")
     try:
-        model, card = load_checked_model(runs_dir / champion / "models" / "best.joblib", runs_dir)
+        model, card = load_checked_model(runs_dir / champion / "models" / MODEL_FILE_NAME, runs_dir)
         champion_output = predict_with_card(model, card, X_test).reset_index(drop=True)
         score_new = metric_function(metric, y_true, new_output, classes, positive)
         score_champion = metric_function(metric, y_true, champion_output, classes, positive)
@@ -303,7 +303,7 @@ def promote_run(run_dir: Path, runs_dir: Path) -> dict[str, Any]:
         )
     if run_dir.resolve().parent != runs_dir.resolve():
         raise RegistryError(f"Run '{run_dir}' is not a run directory inside '{runs_dir}'.")
-    load_checked_model(run_dir / "models" / "best.joblib", runs_dir)
+    load_checked_model(run_dir / "models" / MODEL_FILE_NAME, runs_dir)
     dataset = run_dataset(manifest, metrics)
     with locked_registry(runs_dir) as registry:
         crown(registry, dataset, run_dir.name, "promoted by hand (tabpipe promote).", {})

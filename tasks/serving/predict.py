@@ -11,14 +11,17 @@ import pandas as pd
 import pandera.pandas as pa
 from imblearn.pipeline import Pipeline
 
+from schemas.infer import load_yaml_schema
 from tasks.data.validate import validate_frame
-from tasks.errors import DataError, ValidationFailed
+from tasks.errors import ConfigError, DataError, ModelIntegrityError, ValidationFailed
 from tasks.evaluation.evaluate import PROBABILITY_PREFIX
-from tasks.run.model_io import load_checked_model
+from tasks.run.model_io import LEGACY_MODEL_FILE_NAME, MODEL_FILE_NAME, load_checked_model
+from tasks.run.rundir import PARTIAL_SUFFIX
 from tasks.serving.registry import champion_dir, read_json_or_none
 
 CHAMPION_PREFIX = "champion:"
-MODEL_FILE = Path("models", "best.joblib")
+MODEL_FILE = Path("models", MODEL_FILE_NAME)
+LEGACY_MODEL_FILE = Path("models", LEGACY_MODEL_FILE_NAME)
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 
 
@@ -41,12 +44,36 @@ class RunModel:
         return [str(c) for c in self.card["classes"]]
 
 
+def run_model_file(run_dir: Path) -> Path:
+    """models/best.skops of a run; models/best.joblib of a run saved before skops."""
+    legacy = run_dir / LEGACY_MODEL_FILE
+    if not (run_dir / MODEL_FILE).exists() and legacy.exists():
+        return legacy
+    return run_dir / MODEL_FILE
+
+
 def model_path_of(reference: str, runs_dir: Path) -> Path:
-    """models/best.joblib of `champion:NAME`, of a run directory, or the file itself."""
+    """The model file of `champion:NAME`, of a run directory, or the file itself."""
     if reference.startswith(CHAMPION_PREFIX):
-        return champion_dir(runs_dir, reference.removeprefix(CHAMPION_PREFIX)) / MODEL_FILE
+        return run_model_file(champion_dir(runs_dir, reference.removeprefix(CHAMPION_PREFIX)))
     path = Path(reference)
-    return path / MODEL_FILE if path.is_dir() else path
+    return run_model_file(path) if path.is_dir() else path
+
+
+def check_run_completed(run_dir: Path, allow_failed: bool) -> None:
+    """A failed run's model, or one of a run still in progress (runs/.<id>.partial), is
+    refused unless the user names it with --allow-failed."""
+    if allow_failed:
+        return
+    manifest = read_json_or_none(run_dir / "manifest.json")
+    status = manifest.get("status") if isinstance(manifest, dict) else None
+    in_progress = run_dir.name.startswith(".") or run_dir.name.endswith(PARTIAL_SUFFIX)
+    if in_progress or (manifest is not None and status != "completed"):
+        state = "is still in progress or was interrupted" if in_progress else f"is {status}"
+        raise ModelIntegrityError(
+            f"Run '{run_dir}' {state}, so its model is not used; pass --allow-failed to use "
+            "it anyway."
+        )
 
 
 def prediction_schema(
@@ -68,14 +95,21 @@ def read_run_schema(run_dir: Path) -> pa.DataFrameSchema:
     path = run_dir / "schema.yaml"
     if not path.is_file():
         raise DataError(f"Run '{run_dir}' has no schema.yaml, so new rows cannot be validated.")
-    return pa.DataFrameSchema.from_yaml(path)
+    try:
+        return load_yaml_schema(path)  # bounded, no aliases: the runs directory may be shared
+    except ConfigError as error:
+        raise DataError(str(error)) from None
 
 
-def load_run_model(reference: str, runs_dir: Path, trust: bool = False) -> RunModel:
-    """The checked model (hash, location) of a run, with the schema new rows must pass."""
+def load_run_model(
+    reference: str, runs_dir: Path, trust: bool = False, allow_failed: bool = False
+) -> RunModel:
+    """The checked model (signature, hash, location, completed run) of a run, with the schema
+    new rows must pass."""
     model_path = model_path_of(reference, runs_dir)
-    model, card = load_checked_model(model_path, runs_dir, trust)
     run_dir = model_path.parent.parent
+    check_run_completed(run_dir, allow_failed)
+    model, card = load_checked_model(model_path, runs_dir, trust)
     metrics = read_json_or_none(run_dir / "metrics.json") or {}
     target = str(metrics.get("target", ""))
     schema = prediction_schema(read_run_schema(run_dir), target, list(card["input_columns"]))

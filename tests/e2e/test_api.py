@@ -134,7 +134,7 @@ def test_reports_and_plots_are_served_but_models_are_not(
     assert 'id="best-model"' in report.text
     plot = api.get(f"/runs/{run_id}/plots/roc.png")
     assert plot.status_code == 200 and plot.content.startswith(b"\x89PNG")
-    assert api.get(f"/runs/{run_id}/models/best.joblib").status_code == 404
+    assert api.get(f"/runs/{run_id}/models/best.skops").status_code == 404
     assert api.get(f"/runs/{run_id}/models/best.json").status_code == 404
     assert api.get("/runs/.registry.lock").status_code == 404
     assert f"/runs/{run_id}/report.html" in api.get("/").text

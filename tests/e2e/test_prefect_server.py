@@ -440,7 +440,12 @@ def test_prefect_yaml_deploys_to_a_process_worker(
         worker = subprocess.Popen(
             [str(PREFECT_BIN), "worker", "start", "--pool", "tabpipe"],
             cwd=tmp_path,  # the deployment's pull step, not the worker's folder, finds the code
-            env={**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
+            env={
+                **prefect_server.env,
+                "PREFECT_WORKER_QUERY_SECONDS": "1",
+                # the form may write runs here too (docs/prefect.md, what the run form may change)
+                "TABPIPE_DEPLOYMENT_ROOTS": f"{PROJECT_ROOT}{os.pathsep}{tmp_path}",
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -464,3 +469,39 @@ def test_prefect_yaml_deploys_to_a_process_worker(
     assert run["state_type"] == "COMPLETED", log_tail(log)
     manifest = json.loads((run_dir_of(tmp_path, run_id) / "manifest.json").read_text())
     assert manifest["status"] == "completed"
+
+
+def test_the_deployment_form_cannot_run_code_or_write_elsewhere(
+    prefect_server: PrefectServer, project: Project, serving: Serving, tmp_path: Path
+) -> None:
+    """Anyone who reaches the (unauthenticated) server fills the form: a Python schema is never
+    imported and runs_dir cannot leave the served project; each run fails with one sentence."""
+    marker = tmp_path / "pwned"
+    evil = project.root / "form_evil.py"  # even inside the served project: not from the form
+    evil.write_text(f"from pathlib import Path\nPath({str(marker)!r}).touch()\nX = 1\n")
+    config = str(project.configs_dir / "tiny.yaml")
+    outside = tmp_path / "elsewhere"
+    hostile = {
+        "schema": [f"schema={evil}:X"],
+        "runs_dir": [f"runs_dir={outside}"],
+        "grids": ["grids.logistic_regression.C=[1.0]"],
+    }
+    run_ids = {
+        name: start_flow_run(
+            prefect_server, "tiny", {"params": {"config": config, "overrides": overrides}}
+        )
+        for name, overrides in hostile.items()
+    }
+    messages = {}
+    for name, run_id in run_ids.items():
+        run = wait_until_finished(prefect_server, run_id, serving.log)
+        assert run["state_type"] == "FAILED", name
+        messages[name] = run["state"]["message"]
+    assert "must be a YAML schema file" in messages["schema"]
+    assert f"'runs_dir' ({outside}) lies outside the deployment roots" in messages["runs_dir"]
+    assert (
+        "key 'grids.logistic_regression.C' cannot be set from a deployment form"
+        in (messages["grids"])
+    )
+    assert not marker.exists()
+    assert not outside.exists()

@@ -7,7 +7,6 @@ import json
 import math
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +21,7 @@ from tasks.errors import ConfigError, DataError
 from tasks.evaluation.metrics import regression_metrics
 from tasks.model_selection.pipeline import REGRESSION_FAMILIES, build_pipeline, choose_families
 from tasks.model_selection.search import choose_selection_metric
+from tasks.run.model_io import load_checked_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -198,7 +198,7 @@ def test_regression_flow_writes_the_run_contract(prefect_harness: None, tmp_path
 
     for plot in ("predicted_vs_actual", "residuals", "cv_scores", "missing_values"):
         assert (run_dir / "plots" / f"{plot}.png").stat().st_size > 0
-    model = joblib.load(run_dir / "models" / "best.joblib")
+    model, _ = load_checked_model(run_dir / "models" / "best.skops", run_dir.parent)
     raw = make_regression_frame().drop(columns="y").iloc[predictions["row"]]
     np.testing.assert_allclose(model.predict(raw), predictions["y_pred"], rtol=1e-9)
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"

@@ -27,7 +27,7 @@ CONTRACT_FILES = [
     "report.html",
     "config.yaml",
     "schema.yaml",
-    "models/best.joblib",
+    "models/best.skops",
     "models/best.json",
 ]
 CONTRACT_PLOTS = [
@@ -125,8 +125,11 @@ def test_test_metrics_are_recomputable_exactly_from_predictions_csv(tiny_run: Pa
 def test_saved_model_predicts_raw_rows_in_a_fresh_process(tiny_run: Path, tiny_data: Path) -> None:
     predictions = pd.read_csv(tiny_run / "predictions.csv", dtype={"y_pred": str})
     script = (
-        "import sys, joblib, pandas as pd\n"
-        f"model = joblib.load({str(tiny_run / 'models' / 'best.joblib')!r})\n"
+        "from pathlib import Path\n"
+        "import pandas as pd\n"
+        "from tasks.run.model_io import load_checked_model\n"
+        f"model, _ = load_checked_model(Path({str(tiny_run / 'models' / 'best.skops')!r}), "
+        f"Path({str(tiny_run.parent)!r}))\n"
         f"rows = pd.read_csv({str(tiny_data)!r}).drop(columns=['label'])\n"
         f"rows = rows.loc[{predictions['row'].tolist()!r}]\n"
         "print(','.join(model.predict(rows)))\n"

@@ -278,7 +278,7 @@ CONFIG_MISTAKES = {
     ),
     "schema that does not import": (
         "schema: schemas.nowhere:Nothing\n",
-        "key 'schema': Schema module 'schemas.nowhere' cannot be imported.",
+        "key 'schema': Schema 'schemas.nowhere:Nothing' names no module file inside the project",
     ),
 }
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from flows.cli.main import main
-from schemas.infer import infer_schema, load_schema, schema_module_source
+from schemas.infer import infer_schema, load_schema, schema_yaml_source
 from tasks.checks import load_config
 from tasks.data.contracts import write_starter_files
 from tasks.data.validate import validate_frame
@@ -52,11 +52,11 @@ def init_args(root: Path) -> list[str]:
     ]
 
 
-def test_generated_module_holds_the_inferred_contract(tmp_path: Path) -> None:
+def test_generated_schema_holds_the_inferred_contract(tmp_path: Path) -> None:
     frame = odd_frame()
-    module = tmp_path / "odd.py"
-    module.write_text(schema_module_source(infer_schema(frame), "OddSchema", "odd.csv"))
-    schema = load_schema(f"{module}:OddSchema")
+    written = tmp_path / "odd.yaml"
+    written.write_text(schema_yaml_source(infer_schema(frame, "OddSchema"), "odd.csv"))
+    schema = load_schema(str(written))
     assert list(schema.columns) == ["bill length", "class", "2nd"]
     assert schema.columns["bill length"].nullable
     assert not schema.columns["class"].nullable
@@ -73,9 +73,9 @@ def test_generated_module_holds_the_inferred_contract(tmp_path: Path) -> None:
 
 def test_ranges_have_a_margin_around_what_was_seen(tmp_path: Path) -> None:
     frame = odd_frame()
-    module = tmp_path / "odd.py"
-    module.write_text(schema_module_source(infer_schema(frame), "OddSchema", "odd.csv"))
-    schema = load_schema(f"{module}:OddSchema")
+    written = tmp_path / "odd.yaml"
+    written.write_text(schema_yaml_source(infer_schema(frame, "OddSchema"), "odd.csv"))
+    schema = load_schema(str(written))
     # observed 10..20: a value 0.5 beyond either end is inside the 10% margin
     validate_frame(frame.assign(**{"bill length": [9.5, 20.5, 15.0, 11.0]}), schema, "x")
 
@@ -88,10 +88,10 @@ def test_init_writes_a_config_that_loads_and_will_not_overwrite(tmp_path: Path) 
     assert files.config == root / "configs" / "tiny.yaml"
     text = files.config.read_text()
     assert "data: data/tiny.csv" in text  # relative to the project root: the project can move
-    assert "schema: schemas/tiny.py:TinySchema" in text
+    assert "schema: schemas/tiny.yaml" in text
     config = load_config(files.config)
     assert config.data == root / "data" / "tiny.csv"
-    assert config.schema_ref == f"{root / 'schemas' / 'tiny.py'}:TinySchema"
+    assert config.schema_ref == str(root / "schemas" / "tiny.yaml")
     assert list(load_schema(config.schema_ref).columns) == ["x1", "x2", "colour", "label"]
     with pytest.raises(ConfigError, match="already exists; pass --force"):
         write_starter_files(root / "data" / "tiny.csv", "label", root / "configs", root / "schemas")
@@ -99,13 +99,32 @@ def test_init_writes_a_config_that_loads_and_will_not_overwrite(tmp_path: Path) 
 
 def test_a_dotted_schema_module_in_the_project_is_found_there(tmp_path: Path) -> None:
     root = project(tmp_path)
+    (root / "schemas").mkdir()
+    module = root / "schemas" / "tiny.py"
+    module.write_text(
+        "import pandera.pandas as pa\n"
+        "TinySchema = pa.DataFrameSchema({'x1': pa.Column(float, nullable=True)})\n"
+    )
+    dotted = root / "configs" / "dotted.yaml"
+    dotted.parent.mkdir()
+    dotted.write_text("data: data/tiny.csv\ntarget: label\nschema: schemas.tiny:TinySchema\n")
+    config = load_config(dotted)
+    assert config.schema_ref == f"{module}:TinySchema"
+
+
+@pytest.mark.parametrize("clash", ["Config", "class", "schema", "columns", "name", "dtype"])
+def test_init_writes_a_schema_that_passes_its_own_data_for_any_column_name(
+    tmp_path: Path, clash: str
+) -> None:
+    root = project(tmp_path)
+    frame = make_frame(80).rename(columns={"x1": clash, "colour": 'we"ird <b>\tname'})
+    frame.to_csv(root / "data" / "tiny.csv", index=False)
     files = write_starter_files(
         root / "data" / "tiny.csv", "label", root / "configs", root / "schemas"
     )
-    dotted = root / "configs" / "dotted.yaml"
-    dotted.write_text("data: data/tiny.csv\ntarget: label\nschema: schemas.tiny:TinySchema\n")
-    config = load_config(dotted)
-    assert config.schema_ref == f"{files.schema}:TinySchema"
+    schema = load_schema(str(load_config(files.config).schema_ref))
+    assert list(schema.columns) == list(frame.columns)
+    validate_frame(pd.read_csv(root / "data" / "tiny.csv"), schema, "tiny.csv")
 
 
 def test_init_refuses_a_target_that_cannot_be_trained(
@@ -132,7 +151,7 @@ def test_init_then_validate_then_train(
     (run,) = [p for p in (root / "runs").iterdir() if p.is_dir() and not p.name.startswith(".")]
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "completed"
-    assert manifest["config"]["schema"] == f"{root / 'schemas' / 'tiny.py'}:TinySchema"
+    assert manifest["config"]["schema"] == str(root / "schemas" / "tiny.yaml")
 
 
 def test_validate_lists_every_failure_and_exits_2(
@@ -161,10 +180,10 @@ def test_validate_a_file_against_a_schema_file_without_a_config(
         root / "data" / "tiny.csv", "label", root / "configs", root / "schemas"
     )
     data = str(root / "data" / "tiny.csv")
-    assert main(["validate", "--data", data, "--schema", f"{files.schema}:TinySchema"]) == 0
+    assert main(["validate", "--data", data, "--schema", str(files.schema)]) == 0
     make_frame(80).assign(label="maybe").to_csv(root / "data" / "odd.csv", index=False)
     odd = str(root / "data" / "odd.csv")
-    assert main(["validate", "--data", odd, "--schema", f"{files.schema}:TinySchema"]) == 2
+    assert main(["validate", "--data", odd, "--schema", str(files.schema)]) == 2
     assert "80 failing value(s) or check(s) in column(s) 'label'" in " ".join(
         capsys.readouterr().err.split()
     )

@@ -143,7 +143,7 @@ def test_segment_flow_writes_the_run_contract(prefect_harness: None, tmp_path: P
 
     for plot in ("silhouette_per_k", "projection", "missing_values"):
         assert (run_dir / "plots" / f"{plot}.png").stat().st_size > 0
-    model, card = load_checked_model(run_dir / "models" / "best.joblib", run_dir.parent)
+    model, card = load_checked_model(run_dir / "models" / "best.skops", run_dir.parent)
     assert card["k"] == 3
     assert (model.predict(frame.drop(columns="blob")) == clusters["cluster"]).all()
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import ModelIntegrityError, UntrustedModelError
-from tasks.run.model_io import PackageVersionWarning, load_checked_model
+from tasks.run.model_io import PackageVersionWarning, load_checked_model, signed_card
 from tasks.run.rundir import package_versions
 from tests.trained_run import TrainedRun
 
@@ -51,7 +51,7 @@ def test_a_missing_card_is_refused(run_copy: TrainedRun) -> None:
 def test_a_model_outside_runs_needs_trust(run_copy: TrainedRun, tmp_path: Path) -> None:
     outside = tmp_path / "downloaded"
     shutil.copytree(run_copy.run_dir, outside)
-    model_path = outside / "models" / "best.joblib"
+    model_path = outside / "models" / "best.skops"
     with pytest.raises(UntrustedModelError, match="--trust"):
         load_checked_model(model_path, run_copy.runs_dir)
     model, card = load_checked_model(model_path, run_copy.runs_dir, trust=True)
@@ -65,13 +65,13 @@ def test_a_symlink_out_of_runs_is_refused(run_copy: TrainedRun, tmp_path: Path) 
     link = run_copy.runs_dir / "looks-inside"
     link.symlink_to(outside, target_is_directory=True)
     with pytest.raises(UntrustedModelError):
-        load_checked_model(link / "models" / "best.joblib", run_copy.runs_dir)
+        load_checked_model(link / "models" / "best.skops", run_copy.runs_dir)
 
 
 def test_other_package_versions_warn(run_copy: TrainedRun) -> None:
     card_path = run_copy.model_path.with_suffix(".json")
     card = json.loads(card_path.read_text())
     card["package_versions"]["scikit-learn"] = "0.0.1"
-    card_path.write_text(json.dumps(card))
+    card_path.write_text(json.dumps(signed_card(card, run_copy.runs_dir)))  # a re-signed card
     with pytest.warns(PackageVersionWarning, match=r"scikit-learn 0\.0\.1 -> "):
         load_checked_model(run_copy.model_path, run_copy.runs_dir)
