@@ -27,9 +27,11 @@ def print_class_balance(balance: list[dict[str, Any]], title: str) -> None:
 
 def command_predict(args: argparse.Namespace) -> int:
     from flows.predict import PredictParameters, batch_predict
-    from tasks.serving.predict import load_run_model
+    from tasks.serving.predict import check_output_path, load_run_model
 
-    load_run_model(args.model, args.runs_dir, args.trust)  # refusals surface before Prefect starts
+    # Refusals (model, output path) surface before Prefect starts.
+    run_model = load_run_model(args.model, args.runs_dir, args.trust)
+    check_output_path(args.out, data=args.data, runs_dir=args.runs_dir, run_dir=run_model.run_dir)
     params = PredictParameters(
         model=args.model,
         data=str(args.data),
