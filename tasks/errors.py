@@ -57,7 +57,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def storage_error(path: object, error: OSError) -> StorageError:
-    """One sentence for an OSError while writing `path`: what is wrong and, when obvious, the fix."""
+    """One sentence for an OSError while writing `path`: what is wrong and, if obvious, the fix."""
     reasons = {
         errno.ENOSPC: f"No space left on the disk holding '{path}'; free some space and run again.",
         errno.EDQUOT: f"Disk quota exceeded while writing '{path}'; free some space and run again.",
