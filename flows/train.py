@@ -38,7 +38,7 @@ from tasks.run.artifacts import (
 from tasks.run.outputs import RunWriter, TrainingOutputs, build_metrics, timed_summaries
 from tasks.run.report import leaderboard_rows, report_url, run_summary_markdown
 from tasks.run.rundir import StageClock
-from tasks.serving.registry import record_champion
+from tasks.serving.registry import champion_answer, pending_decision
 from tasks.steps import (
     audit_run,
     choose_schema,
@@ -133,7 +133,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         leaderboard = leaderboard_rows(timed_summaries(results))
         outputs = TrainingOutputs(
             metrics=metrics,
-            champion=champion,
+            champion=pending_decision(champion),
             results=results,
             best=best,
             model=model,
@@ -145,10 +145,12 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             leaderboard=leaderboard,
         )
         final = writer.complete_training(outputs, clock)
-    record_champion(config.runs_dir, champion)
+    # The registry decides, under its lock; every report of the champion comes from its answer.
+    answer = champion_answer(config.runs_dir, champion)
+    writer.record_champion_answer(answer)
     publish_leaderboard(leaderboard, config.dataset_name)
     publish_run_summary(
-        run_summary_markdown({**metrics, "champion": champion}, final, writer.plots, SUMMARY_PLOTS),
+        run_summary_markdown({**metrics, "champion": answer}, final, writer.plots, SUMMARY_PLOTS),
         config.dataset_name,
     )
     publish_report_link(report_url(final), final)

@@ -46,10 +46,33 @@ def command_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_check_runs(args: argparse.Namespace) -> int:
+    """`tabpipe runs --check [--repair]`: 0 when registry and runs agree (or were repaired)."""
+    from tasks.serving.registry_check import check_registry, repair_registry
+
+    findings = repair_registry(args.runs_dir) if args.repair else check_registry(args.runs_dir)
+    if not findings:
+        console.print(f"The champion registry and the runs in '{args.runs_dir}' agree.")
+        return 0
+    for finding in findings:
+        done = "repaired: " if args.repair else "repair: "
+        console.print(
+            f"- {finding.subject}: {finding.problem} {done}{finding.repair}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if args.repair:
+        return 0
+    console.print("Run `tabpipe runs --check --repair` to apply the repairs.")
+    return 1
+
+
 def command_runs(args: argparse.Namespace) -> int:
     from tasks.run.report import format_value
     from tasks.serving.registry import list_runs
 
+    if args.check or args.repair:
+        return command_check_runs(args)
     rows = list_runs(args.runs_dir)
     if not rows:
         console.print(f"No runs in '{args.runs_dir}'.")
@@ -67,7 +90,7 @@ def command_runs(args: argparse.Namespace) -> int:
             row["status"],
             format_value(row["best_model"]),
             f"{row['metric']} {format_value(row['test_score'])}" if row["metric"] else "",
-            (row["error"] or "")[:120],
+            (row["error"] or row["champion_note"] or "")[:120],
         )
     console.print(table)
     return 0
@@ -136,6 +159,14 @@ def add_serving_parsers(commands: Any) -> None:
 
     runs = commands.add_parser("runs", help="List runs, newest first, with the champions.")
     add_runs_dir_argument(runs)
+    runs.add_argument(
+        "--check",
+        action="store_true",
+        help="Check that the champion registry agrees with the runs (exit 1 if not).",
+    )
+    runs.add_argument(
+        "--repair", action="store_true", help="With --check: repair what it finds (nothing lost)."
+    )
     runs.set_defaults(handler=command_runs)
 
     promote = commands.add_parser("promote", help="Make a run its dataset's champion.")

@@ -7,6 +7,7 @@ directory is then renamed into place whole.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -30,16 +31,20 @@ from tasks.run.plots import (
     write_explanation_plots,
     write_regression_plots,
 )
-from tasks.run.report import cv_results_frame, report_html
+from tasks.run.report import champion_html, cv_results_frame, report_html
 from tasks.run.rundir import (
     RunDir,
     StageClock,
     package_versions,
     publish_run,
+    replace_json,
+    replace_text,
     start_run,
     utc_now,
     write_json,
 )
+
+CHAMPION_SECTION_END = "\n<h2>Leaderboard</h2>"
 
 
 def family_summary(result: FamilyResult) -> dict[str, Any]:
@@ -215,6 +220,14 @@ class RunWriter:
         )
         return self.finish(html_text)
 
+    def record_champion_answer(self, answer: dict[str, Any]) -> None:
+        """The champion registry's answer into the published run (its files were written with
+        the decision pending, so a crash before the registry write claims nothing)."""
+        if answer == self.manifest.get("champion"):
+            return
+        self.manifest["champion"] = answer
+        rewrite_champion_decision(self.run.final, answer)
+
     def finish(self, report_html_text: str) -> Path:
         """report.html, then manifest.json last, then the rename that makes the run appear."""
         self.run.path("report.html").write_text(report_html_text, encoding="utf-8")
@@ -223,6 +236,26 @@ class RunWriter:
         staging = self.run.staging
         self.plots = {name: final / path.relative_to(staging) for name, path in self.plots.items()}
         return final
+
+
+def with_champion_section(report: str, decision: dict[str, Any]) -> str:
+    """report.html with its champion section replaced (the rest of the page is unchanged)."""
+    start, end = report.find("<h2>Champion</h2>"), report.find(CHAMPION_SECTION_END)
+    if start < 0 or end < start:
+        return report
+    return report[:start] + champion_html(decision) + report[end:]
+
+
+def rewrite_champion_decision(run_dir: Path, decision: dict[str, Any]) -> None:
+    """A published run's champion decision: champion.json first (readers go by it), then the
+    manifest's copy and the report's section; each file is replaced whole."""
+    replace_json(run_dir / "champion.json", decision)
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    replace_json(manifest_path, {**manifest, "champion": decision})
+    report = run_dir / "report.html"
+    if report.is_file():
+        replace_text(report, with_champion_section(report.read_text(encoding="utf-8"), decision))
 
 
 def write_training_files(run: RunDir, outputs: TrainingOutputs) -> dict[str, Path]:
