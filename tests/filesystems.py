@@ -46,10 +46,9 @@ def read_only_disk(mount_point: Path) -> Iterator[Path]:
 
 def fill_up(folder: Path) -> None:
     """Write into folder until the file system is full."""
-    with (folder / "filler.bin").open("wb") as filler:
+    with (folder / "filler.bin").open("wb", buffering=0) as filler:
         try:
             while True:
                 filler.write(b"\0" * 4096)
-                filler.flush()
         except OSError:
             pass

@@ -3,6 +3,7 @@ one failing model family does not sink the others, and file-touching tasks retry
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -18,13 +19,17 @@ import pandas as pd
 import pytest
 from prefect import flow
 
+from flows.cli.main import USER_ERROR_EXIT, main
 from flows.runtime import TrainParameters
 from flows.train import train
 from tasks.data.read import LoadedTable, read_table
-from tasks.errors import AllFamiliesFailed, DataError
+from tasks.errors import AllFamiliesFailed, DataError, StorageError
+from tasks.run.outputs import TrainingOutputs
+from tasks.run.rundir import RunDir
 from tasks.serving.registry import LOCK_FILE
 from tasks.steps import load_data
 from tests.conftest import PROJECT_ROOT, make_frame
+from tests.filesystems import fill_up, read_only_disk, small_disk
 
 # Only a safety net for a hung subprocess; no test asserts how long anything takes.
 SUBPROCESS_DEADLINE_SECONDS = 300
@@ -348,3 +353,81 @@ def test_a_run_killed_before_the_registry_write_never_claims_the_title(
     decision = json.loads((run / "champion.json").read_text())
     assert (decision["registry"], decision["becomes_champion"]) == ("not-recorded", False)
     assert tabpipe(cli_env, "runs", "--check", "--runs-dir", str(runs_dir)).returncode == 0
+
+
+def looks_complete(runs_dir: Path) -> list[Path]:
+    """Visible runs whose manifest says completed."""
+    return [
+        run
+        for run in visible_runs(runs_dir)
+        if json.loads((run / "manifest.json").read_text()).get("status") == "completed"
+    ]
+
+
+def train_cli_on(tmp_path: Path, runs_dir: Path) -> list[str]:
+    data = tmp_path / "data.csv"
+    make_frame(80).to_csv(data, index=False)
+    sets = [f"runs_dir={runs_dir}", "split.cv_folds=2", "models=[logistic_regression]"]
+    return ["train", "--data", str(data), "--target", "label", *[f"--set={s}" for s in sets]]
+
+
+def test_a_full_disk_before_the_run_is_one_sentence_naming_the_path(
+    tmp_path: Path, prefect_harness: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        fill_up(disk)
+        assert main(train_cli_on(tmp_path, disk / "runs")) == USER_ERROR_EXIT
+        error = " ".join(capsys.readouterr().err.split())
+        assert error.startswith("error: No space left on the disk holding")
+        assert str(disk / "runs") in error and "Traceback" not in error
+        assert not (disk / "runs").exists() or list((disk / "runs").iterdir()) == []
+
+
+def test_a_read_only_runs_directory_is_one_sentence(
+    tmp_path: Path, prefect_harness: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with read_only_disk(tmp_path / "ro") as read_only:
+        assert main(train_cli_on(tmp_path, read_only / "runs")) == USER_ERROR_EXIT
+        error = " ".join(capsys.readouterr().err.split())
+        assert f"'{read_only / 'runs'}' is on a read-only file system" in error
+
+
+def test_a_disk_that_fills_while_the_run_writes_leaves_nothing_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None
+) -> None:
+    from tasks.run import outputs
+
+    original = outputs.write_training_files
+
+    def fill_then_write(run: RunDir, training: TrainingOutputs) -> dict[str, Path]:
+        fill_up(run.staging)  # another process takes the last free byte
+        return original(run, training)
+
+    monkeypatch.setattr(outputs, "write_training_files", fill_then_write)
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        runs_dir = disk / "runs"
+        with pytest.raises(StorageError, match="No space left on the disk holding") as raised:
+            train_in_process(tmp_path, f"runs_dir={runs_dir}", "models=[logistic_regression]")
+        assert looks_complete(runs_dir) == []
+        (unfinished,) = partial_runs(runs_dir) or visible_runs(runs_dir)
+        assert str(unfinished) in str(raised.value)  # the sentence says where the run is
+        manifest = json.loads((unfinished / "manifest.json").read_text())
+        assert manifest["status"] in ("running", "failed")
+
+
+def test_a_write_error_at_the_writer_marks_the_run_failed_with_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None
+) -> None:
+    def disk_full(run: RunDir, training: TrainingOutputs) -> dict[str, Path]:
+        path = run.path("predictions.csv")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr("tasks.run.outputs.write_training_files", disk_full)
+    with pytest.raises(StorageError, match="The run is marked failed in") as raised:
+        train_in_process(tmp_path, "models=[logistic_regression]")
+    (run,) = visible_runs(tmp_path / "runs")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["error_type"] == "StorageError"
+    assert manifest["error"].startswith("No space left on the disk holding")
+    assert f"'{run}'" in str(raised.value)
+    assert partial_runs(tmp_path / "runs") == []
