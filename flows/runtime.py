@@ -6,6 +6,7 @@ result to the flow; a deployment's run resolves it when it starts)."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,47 @@ def data_facts(table: LoadedTable) -> dict[str, Any]:
         "columns": table.frame.shape[1],
         "notes": table.notes,
     }
+
+
+# Long enough for a host across a LAN, short enough that a typo is said at once.
+ENDPOINT_TIMEOUT_SECONDS = 3.0
+
+
+def endpoint_family(host: str, port: int, address: str) -> tuple[int, tuple[Any, ...]]:
+    """The socket family and address of host:port; an unknown host is a ConfigError."""
+    try:
+        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError, OverflowError) as error:
+        raise ConfigError(f"{address}: host '{host}' is not known ({error}).") from error
+    return family, sockaddr
+
+
+def check_endpoint(host: str, port: int, *, what: str, address: str) -> None:
+    """Something must accept a TCP connection at host:port within a few seconds; else one
+    sentence naming the address (the funnel for every endpoint a user names)."""
+    family, sockaddr = endpoint_family(host, port, address)
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.settimeout(ENDPOINT_TIMEOUT_SECONDS)
+            probe.connect(sockaddr)
+    except OSError as error:
+        reason = error.strerror or f"no answer within {ENDPOINT_TIMEOUT_SECONDS:g} s"
+        raise ConfigError(
+            f"No {what} answers at {address} ({reason}); start it or correct the address."
+        ) from error
+
+
+def check_listen_address(host: str, port: int) -> None:
+    """A server about to listen on host:port: the port is a port and is free there."""
+    address = f"{host}:{port}"
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a port number (1-65535).")
+    family, sockaddr = endpoint_family(host, port, address)
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(sockaddr)
+    except OSError as error:
+        raise ConfigError(
+            f"Cannot listen on {address} ({error.strerror}); choose another --host or --port."
+        ) from error

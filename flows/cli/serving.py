@@ -120,9 +120,11 @@ def default_model_reference(runs_dir: Path) -> str:
 def command_api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from flows.runtime import check_listen_address
     from tasks.serving.api import build_app
     from tasks.serving.predict import load_run_model
 
+    check_listen_address(args.host, args.port)  # before the model loads
     reference = args.model or default_model_reference(args.runs_dir)
     run_model = load_run_model(reference, args.runs_dir, args.trust)
     console.print(
