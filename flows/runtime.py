@@ -6,7 +6,12 @@ result to the flow; a deployment's run resolves it when it starts)."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +127,31 @@ def check_listen_address(host: str, port: int) -> None:
         raise ConfigError(
             f"Cannot listen on {address} ({error.strerror}); choose another --host or --port."
         ) from error
+
+
+@contextmanager
+def stop_at_once_on_sigterm(mark_interrupted: Callable[[int], None]) -> Iterator[None]:
+    """A deployment's run (started by `tabpipe serve` or a worker) told to stop with SIGTERM
+    marks its run directory and exits at once: the family searches in flight would otherwise
+    keep the process (and `tabpipe serve`'s shutdown) for as long as their fits take, and an
+    exception raised from a signal handler can be swallowed (inside a weakref callback). The
+    runner that sent SIGTERM records the flow run as cancelled. `tabpipe train` runs keep
+    Prefect's own handling."""
+    from prefect.runtime import deployment
+
+    served = deployment.id is not None
+    if not served or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signal_number: int, frame: object) -> None:
+        mark_interrupted(signal_number)
+        print("tabpipe: run interrupted and marked failed; stopping now.", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(128 + signal_number)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

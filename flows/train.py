@@ -18,6 +18,7 @@ from flows.runtime import (
     generate_run_name,
     parallel_plan,
     resolve_config,
+    stop_at_once_on_sigterm,
 )
 from tasks.config import RunConfig
 from tasks.data.profile import profile_summary
@@ -90,7 +91,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
     config = resolved or resolve_config(params or TrainParameters())
     writer = RunWriter.begin(config, flow_run_id=current_flow_run_id())
     clock = StageClock()
-    with writer.failed_on_error():
+    with stop_at_once_on_sigterm(writer.interrupted), writer.failed_on_error():
         table = load_data(config.data)
         writer.manifest["data"] = data_facts(table)
         clock.lap("load")

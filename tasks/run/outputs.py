@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import shutil
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from prefect.exceptions import TerminationSignal
 
 from tasks.config import RunConfig
 from tasks.data.profile import DataProfile
@@ -210,6 +212,10 @@ class RunWriter:
         except OSError:
             return None
 
+    def interrupted(self, signal_number: int) -> None:
+        """Mark the run failed ("interrupted ...") from a signal handler, and put it in place."""
+        self.fail(RunInterrupted(interruption_sentence(signal_number)))
+
     @contextmanager
     def failed_on_error(self) -> Iterator[None]:
         """Any error inside marks the run failed (the manifest says why) and is raised again;
@@ -223,6 +229,9 @@ class RunWriter:
             problem = storage_error(error.filename or self.run.staging, error)
             where = self.fail(problem)
             raise StorageError(f"{problem} {run_state_sentence(self.run, where)}") from error
+        except (KeyboardInterrupt, TerminationSignal) as error:
+            self.fail(RunInterrupted(interruption_sentence(getattr(error, "signal", None))))
+            raise
         except BaseException as error:
             self.fail(error)
             raise
@@ -271,6 +280,18 @@ class RunWriter:
         staging = self.run.staging
         self.plots = {name: final / path.relative_to(staging) for name, path in self.plots.items()}
         return final
+
+
+class RunInterrupted(Exception):
+    """What a failed manifest says of a run stopped by a signal (serve stopping, a cancel)."""
+
+
+def interruption_sentence(number: int | None) -> str:
+    how = signal.Signals(number).name if number is not None else "Ctrl-C"
+    return (
+        f"interrupted by {how} before the run finished (`tabpipe serve` stopping, a cancel "
+        "in the Prefect UI, or Ctrl-C); nothing of it is complete."
+    )
 
 
 # Errors of the disk or its permissions, not of the user's data: said as one sentence.
