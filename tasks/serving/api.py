@@ -9,6 +9,7 @@ GET  /runs/... report pages, plots and tables of runs (never model files or stag
 # No `from __future__ import annotations` here: FastAPI reads the endpoint's record type, which
 # is built at run time, from real annotations.
 
+import html
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.responses import Response
 from starlette.types import Scope
 
-from tasks.errors import ValidationFailed
+from tasks.errors import RegistryError, ValidationFailed
 from tasks.serving.predict import RunModel, class_balance, predict_rows
 from tasks.serving.registry import list_runs
 
@@ -84,11 +85,17 @@ def failure_details(failure: ValidationFailed) -> list[dict[str, Any]]:
 
 
 def runs_index(runs_dir: Path) -> str:
-    """A plain page linking every run's report, newest first."""
+    """A plain page linking every run's report, newest first (champions from the registry; a
+    damaged registry is said in one sentence instead)."""
+    try:
+        rows = list_runs(runs_dir)
+    except RegistryError as error:
+        message = html.escape(str(error))
+        return f"<!doctype html><title>tabpipe runs</title><h1>Runs</h1><p>{message}</p>"
     items = "".join(
         f'<li><a href="/runs/{row["run_id"]}/report.html">{row["run_id"]}</a> '
         f"{row['status']}{' (champion)' if row['champion'] else ''}</li>"
-        for row in list_runs(runs_dir)
+        for row in rows
     )
     return f"<!doctype html><title>tabpipe runs</title><h1>Runs</h1><ul>{items}</ul>"
 

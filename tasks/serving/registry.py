@@ -205,7 +205,11 @@ def record_champion(runs_dir: Path, decision: dict[str, Any]) -> dict[str, Any]:
     with locked_registry(runs_dir) as registry:
         current = registry["champions"].get(decision["dataset"], {}).get("run_id")
         if current != decision["compared_with"]:
-            judged = decision["compared_with"] or "no champion"
+            judged = (
+                f"against '{decision['compared_with']}'"
+                if decision["compared_with"]
+                else "(there was no champion then)"
+            )
             return {
                 **decision,
                 "becomes_champion": False,
@@ -213,8 +217,8 @@ def record_champion(runs_dir: Path, decision: dict[str, Any]) -> dict[str, Any]:
                 "outcome": "champion-changed-meanwhile",
                 "note": "champion changed meanwhile",
                 "reason": (
-                    f"run '{current}' became champion while this run was judged against "
-                    f"{judged!r}; this run was not compared with it, so the champion stays."
+                    f"run '{current}' became champion while this run was judged {judged}; "
+                    "this run was not compared with it, so the champion stays."
                 ),
             }
         evidence = {k: decision.get(k) for k in ("metric", "difference", "ci_low", "ci_high")}

@@ -415,19 +415,28 @@ def test_a_disk_that_fills_while_the_run_writes_leaves_nothing_complete(
         assert manifest["status"] in ("running", "failed")
 
 
+@pytest.mark.parametrize(
+    ("code", "sentence"),
+    [(errno.ENOSPC, "No space left on the disk holding"), (errno.EACCES, "No permission to write")],
+)
 def test_a_write_error_at_the_writer_marks_the_run_failed_with_one_sentence(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prefect_harness: None,
+    code: int,
+    sentence: str,
 ) -> None:
-    def disk_full(run: RunDir, training: TrainingOutputs) -> dict[str, Path]:
+    def refused(run: RunDir, training: TrainingOutputs) -> dict[str, Path]:
         path = run.path("predictions.csv")
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        raise OSError(code, os.strerror(code), str(path))
 
-    monkeypatch.setattr("tasks.run.outputs.write_training_files", disk_full)
+    monkeypatch.setattr("tasks.run.outputs.write_training_files", refused)
     with pytest.raises(StorageError, match="The run is marked failed in") as raised:
         train_in_process(tmp_path, "models=[logistic_regression]")
     (run,) = visible_runs(tmp_path / "runs")
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["error_type"] == "StorageError"
-    assert manifest["error"].startswith("No space left on the disk holding")
+    assert manifest["error"].startswith(sentence)
+    assert "predictions.csv" in manifest["error"]
     assert f"'{run}'" in str(raised.value)
     assert partial_runs(tmp_path / "runs") == []

@@ -11,6 +11,7 @@ import pytest
 from flows.cli.main import USER_ERROR_EXIT, main
 from tasks.errors import RegistryError
 from tasks.run.outputs import rewrite_champion_decision
+from tasks.serving.api import runs_index
 from tasks.serving.registry import (
     REGISTRY_FILE,
     champion_run_id,
@@ -145,3 +146,9 @@ def test_a_damaged_registry_is_set_aside_and_rebuilt_from_the_runs(
     assert aside.read_text() == '{"champions": {}, "history": "x"}'  # nothing lost
     assert champion_run_id(run_copy.runs_dir, DATASET) == run_copy.run_dir.name
     assert check_registry(run_copy.runs_dir) == []
+
+
+def test_the_api_runs_page_says_a_damaged_registry_in_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / REGISTRY_FILE).write_text('{"champions": {}, "history": "x"}')
+    page = runs_index(tmp_path)
+    assert f"Registry &#x27;{tmp_path / REGISTRY_FILE}&#x27; is damaged" in page
