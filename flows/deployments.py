@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flows.runtime import check_endpoint
 from tasks.checks import load_config
 from tasks.config import RunConfig, ScheduleConfig, project_root_of
 from tasks.errors import ConfigError
@@ -157,12 +158,22 @@ def train_flow(dask_address: str | None = None) -> Any:
     return train.with_options(task_runner=runner)  # type: ignore[arg-type]
 
 
+def require_dask_scheduler(address: str) -> None:
+    """The scheduler at a well-formed address must answer now, not minutes into a run."""
+    parts = urlsplit(check_dask_address(address))
+    if parts.scheme in ("tcp", "tls", "ws", "wss") and parts.hostname and parts.port:
+        check_endpoint(parts.hostname, parts.port, what="Dask scheduler", address=address)
+
+
 @contextmanager
 def api_shared_with_workers(dask_address: str | None) -> Iterator[None]:
     """Dask workers report their task runs to the flow's Prefect API. With no PREFECT_API_URL,
-    start the temporary local server now and name it, or each worker would start its own."""
+    start the temporary local server now and name it, or each worker would start its own.
+    The scheduler is checked first: an unreachable one is one sentence before the run starts."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    if dask_address is not None:
+        require_dask_scheduler(dask_address)  # before anything starts
     if dask_address is None or PREFECT_API_URL.value():
         yield
         return

@@ -13,7 +13,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from tasks.serving.predict import class_balance
+from tasks.serving.predict import check_output_path, class_balance
 from tasks.steps import load_data, load_model, predict_new_rows, write_batch_predictions
 
 CLASS_BALANCE_KEY = "predicted-class-balance"
@@ -46,6 +46,12 @@ def generate_predict_run_name() -> str:
 def batch_predict(params: PredictParameters) -> dict[str, Any]:
     """Predict new rows with a saved model; returns the output path and predicted class balance."""
     run_model = load_model(params.model, Path(params.runs_dir), params.trust, params.allow_failed)
+    check_output_path(
+        Path(params.out),
+        data=Path(params.data),
+        runs_dir=Path(params.runs_dir),
+        run_dir=run_model.run_dir,
+    )
     table = load_data(Path(params.data))
     predictions = predict_new_rows(run_model, table)
     out = write_batch_predictions(predictions, Path(params.out))

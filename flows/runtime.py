@@ -7,6 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -236,3 +242,75 @@ def dataset_history(runs_dir: Path, dataset: str) -> list[dict[str, Any]]:
             }
         )
     return rows[:MAX_HISTORY_ROWS]
+
+
+# Long enough for a host across a LAN, short enough that a typo is said at once.
+ENDPOINT_TIMEOUT_SECONDS = 3.0
+
+
+def endpoint_family(host: str, port: int, address: str) -> tuple[int, tuple[Any, ...]]:
+    """The socket family and address of host:port; an unknown host is a ConfigError."""
+    try:
+        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError, OverflowError) as error:
+        raise ConfigError(f"{address}: host '{host}' is not known ({error}).") from error
+    return family, sockaddr
+
+
+def check_endpoint(host: str, port: int, *, what: str, address: str) -> None:
+    """Something must accept a TCP connection at host:port within a few seconds; else one
+    sentence naming the address (the funnel for every endpoint a user names)."""
+    family, sockaddr = endpoint_family(host, port, address)
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.settimeout(ENDPOINT_TIMEOUT_SECONDS)
+            probe.connect(sockaddr)
+    except OSError as error:
+        reason = error.strerror or f"no answer within {ENDPOINT_TIMEOUT_SECONDS:g} s"
+        raise ConfigError(
+            f"No {what} answers at {address} ({reason}); start it or correct the address."
+        ) from error
+
+
+def check_listen_address(host: str, port: int) -> None:
+    """A server about to listen on host:port: the port is a port and is free there."""
+    address = f"{host}:{port}"
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a port number (1-65535).")
+    family, sockaddr = endpoint_family(host, port, address)
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(sockaddr)
+    except OSError as error:
+        raise ConfigError(
+            f"Cannot listen on {address} ({error.strerror}); choose another --host or --port."
+        ) from error
+
+
+@contextmanager
+def stop_at_once_on_sigterm(mark_interrupted: Callable[[int], None]) -> Iterator[None]:
+    """A deployment's run (started by `tabpipe serve` or a worker) told to stop with SIGTERM
+    marks its run directory and exits at once: the family searches in flight would otherwise
+    keep the process (and `tabpipe serve`'s shutdown) for as long as their fits take, and an
+    exception raised from a signal handler can be swallowed (inside a weakref callback). The
+    runner that sent SIGTERM records the flow run as cancelled. `tabpipe train` runs keep
+    Prefect's own handling."""
+    from prefect.runtime import deployment
+
+    served = deployment.id is not None
+    if not served or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signal_number: int, frame: object) -> None:
+        mark_interrupted(signal_number)
+        print("tabpipe: run interrupted and marked failed; stopping now.", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(128 + signal_number)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

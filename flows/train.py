@@ -19,6 +19,7 @@ from flows.runtime import (
     generate_run_name,
     parallel_plan,
     resolve_config,
+    stop_at_once_on_sigterm,
 )
 from tasks.config import RunConfig
 from tasks.data.profile import profile_summary
@@ -41,7 +42,7 @@ from tasks.run.artifacts import (
 from tasks.run.outputs import RunWriter, TrainingOutputs, build_metrics, timed_summaries
 from tasks.run.report import leaderboard_rows, report_url, run_summary_markdown
 from tasks.run.rundir import StageClock
-from tasks.serving.registry import record_champion
+from tasks.serving.registry import champion_answer, pending_decision
 from tasks.steps import (
     audit_run,
     choose_schema,
@@ -93,7 +94,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
     config = resolved or resolve_config(params or TrainParameters())
     writer = RunWriter.begin(config, flow_run_id=current_flow_run_id())
     clock = StageClock()
-    with writer.failed_on_error():
+    with stop_at_once_on_sigterm(writer.interrupted), writer.failed_on_error():
         report_stage("load")
         table = load_data(config.data)
         writer.manifest["data"] = data_facts(table)
@@ -141,7 +142,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         report_stage("write")
         outputs = TrainingOutputs(
             metrics=metrics,
-            champion=champion,
+            champion=pending_decision(champion),
             results=results,
             best=best,
             model=model,
@@ -153,10 +154,12 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             leaderboard=leaderboard,
         )
         final = writer.complete_training(outputs, clock)
-    record_champion(config.runs_dir, champion)
+    # The registry decides, under its lock; every report of the champion comes from its answer.
+    answer = champion_answer(config.runs_dir, champion)
+    writer.record_champion_answer(answer)
     publish_leaderboard(leaderboard, config.dataset_name)
     publish_run_summary(
-        run_summary_markdown({**metrics, "champion": champion}, final, writer.plots, SUMMARY_PLOTS),
+        run_summary_markdown({**metrics, "champion": answer}, final, writer.plots, SUMMARY_PLOTS),
         config.dataset_name,
     )
     publish_report_link(report_url(final), final)

@@ -28,10 +28,11 @@ def print_class_balance(balance: list[dict[str, Any]], title: str) -> None:
 
 def command_predict(args: argparse.Namespace) -> int:
     from flows.cli.console import prefect_session
-    from tasks.serving.predict import load_run_model
+    from tasks.serving.predict import check_output_path, load_run_model
 
-    # refusals surface before Prefect starts
-    load_run_model(args.model, args.runs_dir, args.trust, args.allow_failed)
+    # Refusals (model, output path) surface before Prefect starts.
+    run_model = load_run_model(args.model, args.runs_dir, args.trust, args.allow_failed)
+    check_output_path(args.out, data=args.data, runs_dir=args.runs_dir, run_dir=run_model.run_dir)
     with prefect_session(args.debug):
         return predict_in_flow(args)
 
@@ -54,10 +55,33 @@ def predict_in_flow(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_check_runs(args: argparse.Namespace) -> int:
+    """`tabpipe runs --check [--repair]`: 0 when registry and runs agree (or were repaired)."""
+    from tasks.serving.registry_check import check_registry, repair_registry
+
+    findings = repair_registry(args.runs_dir) if args.repair else check_registry(args.runs_dir)
+    if not findings:
+        console.print(f"The champion registry and the runs in '{args.runs_dir}' agree.")
+        return 0
+    for finding in findings:
+        done = "repaired: " if args.repair else "repair: "
+        console.print(
+            f"- {finding.subject}: {finding.problem} {done}{finding.repair}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if args.repair:
+        return 0
+    console.print("Run `tabpipe runs --check --repair` to apply the repairs.")
+    return 1
+
+
 def command_runs(args: argparse.Namespace) -> int:
     from tasks.run.report import format_value
     from tasks.serving.registry import list_runs
 
+    if args.check or args.repair:
+        return command_check_runs(args)
     rows = list_runs(args.runs_dir)
     if args.dataset:
         rows = [row for row in rows if row["dataset"] == args.dataset]
@@ -81,7 +105,7 @@ def command_runs(args: argparse.Namespace) -> int:
             row["status"],
             format_value(row["best_model"]),
             f"{row['metric']} {format_value(row['test_score'])}" if row["metric"] else "",
-            (row["error"] or "")[:120],
+            (row["error"] or row["champion_note"] or "")[:120],
         )
     console.print(table)
     return 0
@@ -111,9 +135,11 @@ def default_model_reference(runs_dir: Path) -> str:
 def command_api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from flows.runtime import check_listen_address
     from tasks.serving.api import build_app
     from tasks.serving.predict import load_run_model
 
+    check_listen_address(args.host, args.port)  # before the model loads
     reference = args.model or default_model_reference(args.runs_dir)
     run_model = load_run_model(reference, args.runs_dir, args.trust, args.allow_failed)
     console.print(
@@ -172,6 +198,14 @@ def add_serving_parsers(commands: Any) -> None:
     add_runs_dir_argument(runs)
     runs.add_argument("--dataset", metavar="NAME", help="Only the runs of this dataset.")
     runs.add_argument("--json", action="store_true", help="Print the rows as JSON.")
+    runs.add_argument(
+        "--check",
+        action="store_true",
+        help="Check that the champion registry agrees with the runs (exit 1 if not).",
+    )
+    runs.add_argument(
+        "--repair", action="store_true", help="With --check: repair what it finds (nothing lost)."
+    )
     runs.set_defaults(handler=command_runs)
 
     promote = commands.add_parser("promote", help="Make a run its dataset's champion.")

@@ -7,6 +7,9 @@ directory is then renamed into place whole.
 
 from __future__ import annotations
 
+import errno
+import json
+import shutil
 import signal
 import threading
 from collections.abc import Iterator
@@ -17,11 +20,13 @@ from typing import Any, ClassVar
 
 import pandas as pd
 import yaml
+from prefect.exceptions import TerminationSignal
 
 from tasks.config import RunConfig
 from tasks.data.profile import DataProfile
 from tasks.data.split import DataSplit
 from tasks.data.validate import write_failure_cases
+from tasks.errors import StorageError, storage_error
 from tasks.evaluation.evaluate import pipeline_of, probability_columns
 from tasks.evaluation.explain import Explanations
 from tasks.model_selection.audit import forget_training_rows
@@ -32,16 +37,20 @@ from tasks.run.plots import (
     write_explanation_plots,
     write_regression_plots,
 )
-from tasks.run.report import cv_results_frame, report_html
+from tasks.run.report import champion_html, cv_results_frame, report_html
 from tasks.run.rundir import (
     RunDir,
     StageClock,
     package_versions,
     publish_run,
+    replace_json,
+    replace_text,
     start_run,
     utc_now,
     write_json,
 )
+
+CHAMPION_SECTION_END = "\n<h2>Leaderboard</h2>"
 
 
 def family_summary(result: FamilyResult) -> dict[str, Any]:
@@ -167,8 +176,12 @@ class RunWriter:
 
     @classmethod
     def begin(cls, config: RunConfig, *, flow_run_id: str | None) -> RunWriter:
-        """The staging directory with manifest.json ("running") and the resolved config.yaml."""
-        run = start_run(config.runs_dir, config.dataset_name)
+        """The staging directory with manifest.json ("running") and the resolved config.yaml.
+        A runs directory that cannot be written is one sentence naming it (nothing is left)."""
+        try:
+            run = start_run(config.runs_dir, config.dataset_name)
+        except OSError as error:
+            raise storage_error(error.filename or config.runs_dir, error) from error
         manifest = {
             "status": "running",
             "run_id": run.run_id,
@@ -178,9 +191,14 @@ class RunWriter:
             "flow_run_id": flow_run_id,
             "started_at": utc_now(),
         }
-        write_json(run.path("manifest.json"), manifest)
-        # The resolved config, so `tabpipe replay RUN_DIR` (or a person) can re-run exactly this.
-        run.path("config.yaml").write_text(yaml.safe_dump(manifest["config"], sort_keys=False))
+        try:
+            write_json(run.path("manifest.json"), manifest)
+            # The resolved config, so `tabpipe replay RUN_DIR` (or a person) can re-run exactly
+            # this.
+            run.path("config.yaml").write_text(yaml.safe_dump(manifest["config"], sort_keys=False))
+        except OSError as error:
+            shutil.rmtree(run.staging, ignore_errors=True)  # a run that never started
+            raise storage_error(error.filename or run.staging, error) from error
         writer = cls(run, manifest)
         cls.open_writers.append(writer)
         return writer
@@ -200,14 +218,20 @@ class RunWriter:
 
     def fail(self, error: BaseException) -> Path | None:
         """Keep what is known (schema, failure cases), mark the run failed, put it in place;
-        once only (the flow and a signal's clean-up may both try), None if already done."""
+        once only (the flow and a signal's clean-up may both try), None if already done. When
+        even that cannot be written (disk full), the run stays in its hidden staging directory
+        with its manifest still "running" (nothing looks complete): None too."""
         with self._lock:
             if not self.run.staging.is_dir():
                 return None
-            self.write_schema()
-            failure_cases = getattr(error, "failure_cases", None)
-            if isinstance(failure_cases, pd.DataFrame):
-                write_failure_cases(failure_cases, self.run.path("validation", "failure_cases.csv"))
+            try:
+                self.write_schema()
+                failure_cases = getattr(error, "failure_cases", None)
+                if isinstance(failure_cases, pd.DataFrame):
+                    path = self.run.path("validation", "failure_cases.csv")
+                    write_failure_cases(failure_cases, path)
+            except OSError:
+                pass  # the failed manifest below matters more than these extras
             failed = {
                 **self.manifest,
                 "status": "failed",
@@ -215,17 +239,32 @@ class RunWriter:
                 "error_type": type(error).__name__,
                 "ended_at": utc_now(),
             }
-            write_json(self.run.path("manifest.json"), failed)
-            final = publish_run(self.run)
+            try:
+                replace_json(self.run.path("manifest.json"), failed)
+                final = publish_run(self.run)
+            except OSError:
+                return None
             self.closed()
             self.failed_runs.append(final)
             return final
 
+    def interrupted(self, signal_number: int) -> None:
+        """Mark the run failed ("interrupted ...") from a signal handler, and put it in place."""
+        self.fail(TerminationSignal(signal=signal_number))
+
     @contextmanager
     def failed_on_error(self) -> Iterator[None]:
-        """Any error inside marks the run failed (the manifest says why) and is raised again."""
+        """Any error inside marks the run failed (the manifest says why) and is raised again;
+        a full disk, a read-only or forbidden path becomes one sentence naming the path."""
         try:
             yield
+        except OSError as error:
+            if not is_storage_fault(error, self.run):
+                self.fail(error)
+                raise
+            problem = storage_error(error.filename or self.run.staging, error)
+            where = self.fail(problem)
+            raise StorageError(f"{problem} {run_state_sentence(self.run, where)}") from error
         except BaseException as error:
             self.fail(error)
             raise
@@ -251,16 +290,73 @@ class RunWriter:
         )
         return self.finish(html_text)
 
+    def record_champion_answer(self, answer: dict[str, Any]) -> None:
+        """The champion registry's answer into the published run (its files were written with
+        the decision pending, so a crash before the registry write claims nothing)."""
+        if answer == self.manifest.get("champion"):
+            return
+        self.manifest["champion"] = answer
+        try:
+            rewrite_champion_decision(self.run.final, answer)
+        except OSError as error:
+            problem = storage_error(error.filename or self.run.final, error)
+            raise StorageError(
+                f"{problem} The run is complete, but its files could not say the champion "
+                "registry's answer: `tabpipe runs --check --repair` fixes that."
+            ) from error
+
     def finish(self, report_html_text: str) -> Path:
         """report.html, then manifest.json last, then the rename that makes the run appear."""
         self.run.path("report.html").write_text(report_html_text, encoding="utf-8")
-        write_json(self.run.path("manifest.json"), self.manifest)
+        replace_json(self.run.path("manifest.json"), self.manifest)
         with self._lock:
             final = publish_run(self.run)
             self.closed()
         staging = self.run.staging
         self.plots = {name: final / path.relative_to(staging) for name, path in self.plots.items()}
         return final
+
+
+# Errors of the disk or its permissions, not of the user's data: said as one sentence.
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def is_storage_fault(error: OSError, run: RunDir) -> bool:
+    """A write into the runs directory that the disk refused (a read error elsewhere is not)."""
+    if error.errno not in STORAGE_ERRNOS:
+        return False
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or not error.filename:
+        return True
+    return run.final.parent.resolve() in Path(str(error.filename)).resolve().parents
+
+
+def run_state_sentence(run: RunDir, published: Path | None) -> str:
+    if published is not None:
+        return f"The run is marked failed in '{published}'."
+    return (
+        f"The run could not be marked failed; what it wrote stays in '{run.staging}' "
+        "(a hidden, unfinished run)."
+    )
+
+
+def with_champion_section(report: str, decision: dict[str, Any]) -> str:
+    """report.html with its champion section replaced (the rest of the page is unchanged)."""
+    start, end = report.find("<h2>Champion</h2>"), report.find(CHAMPION_SECTION_END)
+    if start < 0 or end < start:
+        return report
+    return report[:start] + champion_html(decision) + report[end:]
+
+
+def rewrite_champion_decision(run_dir: Path, decision: dict[str, Any]) -> None:
+    """A published run's champion decision: champion.json first (readers go by it), then the
+    manifest's copy and the report's section; each file is replaced whole."""
+    replace_json(run_dir / "champion.json", decision)
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    replace_json(manifest_path, {**manifest, "champion": decision})
+    report = run_dir / "report.html"
+    if report.is_file():
+        replace_text(report, with_champion_section(report.read_text(encoding="utf-8"), decision))
 
 
 def write_training_files(run: RunDir, outputs: TrainingOutputs) -> dict[str, Path]:

@@ -162,6 +162,7 @@ def champion_facts(decision: dict[str, Any]) -> list[dict[str, Any]]:
     names = (
         "metric",
         "outcome",
+        "registry",
         "note",
         "compared_with",
         "new_score",
@@ -176,10 +177,17 @@ def champion_facts(decision: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"item": name, "value": decision[name]} for name in names if name in decision]
 
 
+def champion_verdict(decision: dict[str, Any]) -> str:
+    """Becomes champion only on the registry's word; a decision still waiting for it says so."""
+    if decision.get("registry") == "pending":
+        return "champion decision pending"
+    return "becomes champion" if decision.get("becomes_champion") else "champion unchanged"
+
+
 def champion_markdown(decision: dict[str, Any] | None) -> list[str]:
     if not decision:
         return []
-    verdict = "becomes champion" if decision.get("becomes_champion") else "champion unchanged"
+    verdict = champion_verdict(decision)
     return [
         "## Champion",
         "",
@@ -193,7 +201,7 @@ def champion_markdown(decision: dict[str, Any] | None) -> list[str]:
 def champion_html(decision: dict[str, Any] | None) -> str:
     if not decision:
         return ""
-    verdict = "Becomes champion" if decision.get("becomes_champion") else "Champion unchanged"
+    verdict = champion_verdict(decision).capitalize()
     return (
         f'<h2>Champion</h2><p id="champion"><b>{verdict}</b>: '
         f"{html.escape(str(decision.get('reason', '')))}</p>"

@@ -114,6 +114,25 @@ def write_json(path: Path, payload: Any) -> Path:
     return path
 
 
+def replace_text(path: Path, text: str) -> Path:
+    """Replace a file whole (a hidden sibling, then a rename): readers of a published run see the
+    old file or the new one, never a torn write."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def replace_json(path: Path, payload: Any) -> Path:
+    """write_json's bytes, replacing the file whole."""
+    text = json.dumps(to_jsonable(payload), indent=2, sort_keys=True, allow_nan=False)
+    return replace_text(path, text + "\n")
+
+
 def publish_run(run: RunDir) -> Path:
     """Rename the staging directory into place: a run appears whole or not at all."""
     os.replace(run.staging, run.final)

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tasks.errors import ValidationFailed
+from tasks.errors import RegistryError, ValidationFailed
 from tasks.serving.predict import RunModel, class_balance, predict_rows
 from tasks.serving.registry import list_runs
 
@@ -123,12 +123,18 @@ def shortened_errors(errors: Any) -> list[dict[str, Any]]:
 
 def runs_index(runs_dir: Path) -> str:
     """A plain page linking every run's report, newest first; every name is escaped (a run id
-    comes from a data file's name, which can hold markup)."""
+    comes from a data file's name, which can hold markup). Champions come from the registry; a
+    damaged registry is said in one sentence instead."""
+    try:
+        rows = list_runs(runs_dir)
+    except RegistryError as error:
+        message = html.escape(str(error))
+        return f"<!doctype html><title>tabpipe runs</title><h1>Runs</h1><p>{message}</p>"
     items = "".join(
         f'<li><a href="/runs/{html.escape(quote(row["run_id"]))}/report.html">'
         f"{html.escape(row['run_id'])}</a> "
         f"{html.escape(str(row['status']))}{' (champion)' if row['champion'] else ''}</li>"
-        for row in list_runs(runs_dir)
+        for row in rows
     )
     return f"<!doctype html><title>tabpipe runs</title><h1>Runs</h1><ul>{items}</ul>"
 

@@ -235,7 +235,7 @@ def judge_against_champion(
             "becomes_champion": False,
             "outcome": "not-comparable",
             "compared_with": None,
-            "reason": str(error),
+            "reason": f"no champion comparison: {error}",
         }
     decision["compared_with"] = champion
     new_value = selection_score(metrics)

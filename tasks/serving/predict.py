@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,18 @@ from imblearn.pipeline import Pipeline
 
 from schemas.infer import load_yaml_schema
 from tasks.data.validate import validate_frame
-from tasks.errors import ConfigError, DataError, ModelIntegrityError, ValidationFailed
+from tasks.errors import (
+    ConfigError,
+    DataError,
+    ModelIntegrityError,
+    StorageError,
+    ValidationFailed,
+    storage_error,
+)
 from tasks.evaluation.evaluate import PROBABILITY_PREFIX
 from tasks.run.model_io import LEGACY_MODEL_FILE_NAME, MODEL_FILE_NAME, load_checked_model
 from tasks.run.rundir import PARTIAL_SUFFIX
-from tasks.serving.registry import champion_dir, read_json_or_none
+from tasks.serving.registry import LOCK_FILE, REGISTRY_FILE, champion_dir, read_json_or_none
 
 CHAMPION_PREFIX = "champion:"
 MODEL_FILE = Path("models", MODEL_FILE_NAME)
@@ -177,11 +186,72 @@ def class_balance(predictions: pd.DataFrame, classes: list[str]) -> list[dict[st
     return [{"class": c, "rows": int(n), "share": int(n) / total} for c, n in counts.items()]
 
 
+def is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def run_file_owner(out: Path, runs_dir: Path, run_dir: Path) -> Path | None:
+    """The run directory (or registry file) `out` would land in, if any: runs are never
+    overwritten. Paths are resolved, so symlinks and `..` cannot sneak past."""
+    if is_within(out, run_dir):
+        return run_dir
+    if not is_within(out, runs_dir) or out == runs_dir:
+        return None
+    first = runs_dir / out.relative_to(runs_dir).parts[0]
+    inside_a_folder = first != out
+    if inside_a_folder or out.name in (REGISTRY_FILE, LOCK_FILE) or out.name.startswith("."):
+        return first
+    return None
+
+
+def check_output_path(out: Path, *, data: Path, runs_dir: Path, run_dir: Path) -> Path:
+    """Refuse an output path that is the input data, a run's file or a directory, and prove
+    its folder is writable (a probe file, removed at once), all before any work starts."""
+    resolved = out.resolve()
+    if out.is_dir():
+        raise StorageError(
+            f"--out '{out}' is a directory; give a file path such as '{out / 'predictions.csv'}'."
+        )
+    if resolved == data.resolve() or (out.exists() and data.exists() and out.samefile(data)):
+        raise StorageError(
+            f"--out '{out}' is the data file being scored; write the predictions to another file."
+        )
+    owner = run_file_owner(resolved, runs_dir.resolve(), run_dir.resolve())
+    if owner is not None:
+        raise StorageError(
+            f"--out '{out}' is inside '{owner}', which belongs to the runs; write the "
+            "predictions outside run directories."
+        )
+    existing = next(parent for parent in resolved.parents if parent.exists())
+    if not existing.is_dir():
+        raise StorageError(f"A part of --out '{out}' ('{existing}') is a file, not a folder.")
+    probe = temporary_sibling(resolved)
+    try:
+        resolved.parent.mkdir(parents=True, exist_ok=True)
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as error:
+        raise storage_error(out, error) from error
+    return out
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A hidden file next to `path` that keeps its suffixes (so .csv.gz still compresses)."""
+    return path.with_name(f".{secrets.token_hex(4)}.tmp.{path.name}")
+
+
 def write_predictions_file(predictions: pd.DataFrame, path: Path) -> Path:
-    """CSV (full float precision) or Parquet by the file's suffix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        predictions.to_parquet(path, index=False)
-    else:
-        predictions.to_csv(path, index=False, float_format="%.17g")
+    """CSV (full float precision) or Parquet by the file's suffix, written to a hidden sibling
+    and renamed: `path` is the old file or the whole new one, never a torn write."""
+    temporary = temporary_sibling(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            predictions.to_parquet(temporary, index=False)
+        else:
+            predictions.to_csv(temporary, index=False, float_format="%.17g")
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise storage_error(path, error) from error
     return path

@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tasks.errors import RegistryError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from tasks.errors import RegistryError, StorageError, storage_error
 from tasks.run.rundir import PARTIAL_SUFFIX, to_jsonable, utc_now
 
 REGISTRY_FILE = "registry.json"
@@ -24,23 +26,71 @@ LOCK_FILE = ".registry.lock"
 MAX_HISTORY = 500
 
 
+# What champion.json's "registry" field says about the run's champion claim.
+PENDING = "pending"  # written before the registry answered; left so only by a crash or kill
+RECORDED = "recorded"  # the registry made this run champion
+UNCHANGED = "unchanged"  # the registry kept its champion
+NOT_RECORDED = "not-recorded"  # the registry could not be written; this run is not champion
+
+
+class ChampionEntry(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    run_id: str
+    since: str | None = None
+    reason: str | None = None
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    dataset: str
+    run_id: str
+    replaced: str | None = None
+    at: str | None = None
+    reason: str | None = None
+
+
+class RegistryModel(BaseModel):
+    """runs/registry.json, checked whenever it is read."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    champions: dict[str, ChampionEntry]
+    history: list[HistoryEntry] = []
+
+
 def empty_registry() -> dict[str, Any]:
     return {"champions": {}, "history": []}
 
 
+def damage_of(error: ValidationError) -> str:
+    """The first broken key of the registry, e.g. "'history': Input should be a valid list"."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "top level"
+    return f"'{where}': {first['msg']}"
+
+
 def read_registry(runs_dir: Path) -> dict[str, Any]:
-    """The registry, or an empty one when no run has become champion yet."""
+    """The registry, or an empty one when no run has become champion yet; a damaged one is a
+    RegistryError naming the file and the first broken key."""
     path = runs_dir / REGISTRY_FILE
     if not path.is_file():
         return empty_registry()
     try:
-        registry = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise RegistryError(f"Registry '{path}' cannot be read: {error.strerror}.") from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RegistryError(f"Registry '{path}' is not valid JSON.") from error
-    if not isinstance(registry, dict) or not isinstance(registry.get("champions"), dict):
-        raise RegistryError(f"Registry '{path}' has no 'champions' mapping.")
-    registry.setdefault("history", [])
-    return registry
+        raise RegistryError(
+            f"Registry '{path}' is not valid JSON; `tabpipe runs --check --repair` sets it "
+            "aside and rebuilds it from the runs."
+        ) from error
+    try:
+        registry = RegistryModel.model_validate(raw)
+    except ValidationError as error:
+        raise RegistryError(
+            f"Registry '{path}' is damaged ({damage_of(error)}); `tabpipe runs --check "
+            "--repair` sets it aside and rebuilds it from the runs."
+        ) from error
+    return registry.model_dump(mode="json")
 
 
 def write_registry(runs_dir: Path, registry: dict[str, Any]) -> Path:
@@ -48,17 +98,32 @@ def write_registry(runs_dir: Path, registry: dict[str, Any]) -> Path:
     path = runs_dir / REGISTRY_FILE
     temporary = runs_dir / f".{REGISTRY_FILE}.{secrets.token_hex(4)}.tmp"
     text = json.dumps(to_jsonable(registry), indent=2, sort_keys=True, allow_nan=False)
-    temporary.write_text(text + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise storage_error(path, error) from error
     return path
+
+
+@contextmanager
+def registry_lock(runs_dir: Path) -> Iterator[None]:
+    """Hold the registry's exclusive lock (one writer of registry.json at a time)."""
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        lock = (runs_dir / LOCK_FILE).open("a")
+    except OSError as error:
+        raise storage_error(runs_dir / LOCK_FILE, error) from error
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @contextmanager
 def locked_registry(runs_dir: Path) -> Iterator[dict[str, Any]]:
     """Read, let the caller change, and write the registry while holding an exclusive lock."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    with (runs_dir / LOCK_FILE).open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with registry_lock(runs_dir):
         registry = read_registry(runs_dir)
         yield registry
         write_registry(runs_dir, registry)
@@ -99,17 +164,80 @@ def crown(
     del registry["history"][:-MAX_HISTORY]
 
 
-def record_champion(runs_dir: Path, decision: dict[str, Any]) -> dict[str, Any]:
-    """Apply a champion decision of a finished run; a champion changed meanwhile is kept."""
+def pending_decision(decision: dict[str, Any]) -> dict[str, Any]:
+    """What a run's files say before the registry answers: a run that would become champion is
+    not champion yet (a crash before the registry write must never leave it claiming so)."""
     if not decision.get("becomes_champion"):
-        return decision
+        return {**decision, "registry": UNCHANGED}
+    return {
+        **decision,
+        "becomes_champion": False,
+        "registry": PENDING,
+        "judged_reason": decision["reason"],
+        "reason": (
+            "waiting for the champion registry; a run left in this state stopped before the "
+            "registry recorded it, and is not champion (`tabpipe runs --check`)."
+        ),
+    }
+
+
+def settled_decision(pending: dict[str, Any], recorded: bool) -> dict[str, Any]:
+    """A pending decision once the registry's state is known (used by `tabpipe runs --check`)."""
+    decision = {k: v for k, v in pending.items() if k != "judged_reason"}
+    if recorded:
+        reason = pending.get("judged_reason") or "recorded by the champion registry."
+        return {**decision, "becomes_champion": True, "registry": RECORDED, "reason": reason}
+    return {
+        **decision,
+        "becomes_champion": False,
+        "registry": NOT_RECORDED,
+        "reason": "the run stopped before the champion registry recorded it, so it is not "
+        "champion.",
+    }
+
+
+def record_champion(runs_dir: Path, decision: dict[str, Any]) -> dict[str, Any]:
+    """Apply a champion decision of a finished run under the registry's lock, and return the
+    registry's answer: the only source of "this run is champion". A champion that changed
+    while this run was judged is kept."""
+    if not decision.get("becomes_champion"):
+        return {**decision, "registry": UNCHANGED}
     with locked_registry(runs_dir) as registry:
         current = registry["champions"].get(decision["dataset"], {}).get("run_id")
         if current != decision["compared_with"]:
-            return {**decision, "becomes_champion": False, "note": "champion changed meanwhile"}
+            judged = (
+                f"against '{decision['compared_with']}'"
+                if decision["compared_with"]
+                else "(there was no champion then)"
+            )
+            return {
+                **decision,
+                "becomes_champion": False,
+                "registry": UNCHANGED,
+                "outcome": "champion-changed-meanwhile",
+                "note": "champion changed meanwhile",
+                "reason": (
+                    f"run '{current}' became champion while this run was judged {judged}; "
+                    "this run was not compared with it, so the champion stays."
+                ),
+            }
         evidence = {k: decision.get(k) for k in ("metric", "difference", "ci_low", "ci_high")}
         crown(registry, decision["dataset"], decision["run_id"], decision["reason"], evidence)
-    return decision
+    return {**decision, "registry": RECORDED}
+
+
+def champion_answer(runs_dir: Path, decision: dict[str, Any]) -> dict[str, Any]:
+    """record_champion for the end of a training run: a registry that cannot be read or written
+    leaves the run complete but not champion, and the answer says why."""
+    try:
+        return record_champion(runs_dir, decision)
+    except (RegistryError, StorageError) as error:
+        return {
+            **decision,
+            "becomes_champion": False,
+            "registry": NOT_RECORDED,
+            "reason": f"the champion registry could not record this run: {error}",
+        }
 
 
 def read_json_or_none(path: Path) -> dict[str, Any] | None:
@@ -156,7 +284,16 @@ def run_row(run_dir: Path, champions: dict[str, str]) -> dict[str, Any]:
         "test_score": selection_score(metrics) if metrics else None,
         "champion": champions.get(dataset) == run_dir.name,
         "error": manifest.get("error"),
+        "champion_note": champion_note(run_dir),
     }
+
+
+def champion_note(run_dir: Path) -> str | None:
+    """Said of a run whose champion decision never reached the registry (a crash or kill)."""
+    decision = read_json_or_none(run_dir / "champion.json") or {}
+    if decision.get("registry") == PENDING:
+        return "champion decision never recorded (see `tabpipe runs --check`)"
+    return None
 
 
 def list_runs(runs_dir: Path) -> list[dict[str, Any]]:

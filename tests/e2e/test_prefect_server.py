@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -505,3 +506,56 @@ def test_the_deployment_form_cannot_run_code_or_write_elsewhere(
     )
     assert not marker.exists()
     assert not outside.exists()
+
+
+# `tabpipe serve` must stop this soon after SIGTERM, even with a run in progress (issue 17).
+SERVE_STOP_SECONDS = 10
+
+
+def processes_of_flow_run(flow_run_id: str) -> list[int]:
+    """PIDs whose environment names this flow run (the runner starts each run's process so)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue  # the process ended meanwhile, or is not ours to read
+    return found
+
+
+def test_sigterm_stops_serving_at_once_and_marks_the_run_in_progress_interrupted(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    data, runs_dir = tmp_path / "slow.csv", tmp_path / "runs"
+    make_frame(n_rows=4000, seed=4).to_csv(data, index=False)
+    slow_grid = (
+        "grids:\n  random_forest:\n    n_estimators: [1500, 2000]\n    max_depth: [null, 12]\n"
+    )
+    config = write_config(tmp_path / "configs" / "slow.yaml", "slow", data, runs_dir, slow_grid)
+    config.write_text(config.read_text().replace("[logistic_regression]", "[random_forest]"))
+    log = tmp_path / "serve.log"
+    served = start_serving(prefect_server, config.parent, log)
+    try:
+        wait_for(lambda: deployment(prefect_server, "slow"), 120, "deployment slow", log)
+        flow_run_id = start_flow_run(prefect_server, "slow")
+        searching = "Task run 'split"  # the split is done: the family search is under way
+        wait_for(lambda: searching in log.read_text(), 180, "the run's model search", log)
+        assert list(runs_dir.glob(".*.partial/manifest.json"))  # in progress
+        served.send_signal(signal.SIGTERM)
+        try:
+            code = served.wait(timeout=SERVE_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"tabpipe serve still runs {SERVE_STOP_SECONDS} s after SIGTERM")
+    finally:
+        stop_process(served)
+    assert code == 0, log_tail(log)
+    assert processes_of_flow_run(flow_run_id) == []
+    (run,) = [p for p in runs_dir.iterdir() if not p.name.startswith(".")]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["error"].startswith("interrupted")
+    assert not (run / "metrics.json").exists()
+    assert flow_run(prefect_server, flow_run_id)["state_type"] in {"CANCELLED", "CRASHED", "FAILED"}
+    paused = deployment(prefect_server, "slow")
+    assert paused is not None and paused["paused"] is True

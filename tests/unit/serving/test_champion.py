@@ -182,7 +182,7 @@ def test_a_broken_registry_is_named_and_does_not_sink_a_run(run_copy: TrainedRun
         run_copy.runs_dir, DATASET, "tiny-next", metrics, predictions, X_test, seed=0
     )
     assert decision["outcome"] == "not-comparable" and not decision["becomes_champion"]
-    assert record_champion(run_copy.runs_dir, decision) == decision
+    assert record_champion(run_copy.runs_dir, decision) == {**decision, "registry": "unchanged"}
 
 
 def test_a_second_identical_run_keeps_the_champion_and_promote_overrides(

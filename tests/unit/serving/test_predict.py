@@ -12,9 +12,11 @@ import pytest
 
 from flows.cli.main import main
 from flows.predict import PredictParameters, predict_deployment
+from tasks.errors import StorageError
 from tasks.run.model_io import load_checked_model
-from tasks.serving.predict import predict_with_card
+from tasks.serving.predict import predict_with_card, write_predictions_file
 from tests.conftest import make_frame
+from tests.filesystems import read_only_disk, small_disk
 from tests.trained_run import DATASET, TrainedRun
 
 
@@ -127,3 +129,65 @@ def test_batch_predict_deploys_on_a_schedule(tmp_path: Path) -> None:
     assert deployment.name == "batch-predict-new"
     assert deployment.parameters == {"params": params.model_dump()}
     assert deployment.schedules[0].schedule.cron == "0 4 * * *"
+
+
+def one_sentence_error(capsys: pytest.CaptureFixture[str]) -> str:
+    error = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert error.startswith("error:") and "Traceback" not in error
+    return error
+
+
+def test_out_never_overwrites_the_data_file(
+    trained_run: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, _ = new_rows(tmp_path)
+    before = data.read_bytes()
+    other_spelling = tmp_path / "sub" / ".." / data.name
+    (tmp_path / "sub").mkdir()
+    linked = tmp_path / "linked.csv"
+    linked.symlink_to(data)
+    for out in (data, other_spelling, linked):
+        assert predict_cli(trained_run, f"champion:{DATASET}", data, out) == 2
+        assert "is the data file being scored" in one_sentence_error(capsys)
+    assert data.read_bytes() == before
+
+
+def test_out_never_writes_into_a_run_or_the_registry(
+    run_copy: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, _ = new_rows(tmp_path)
+    metrics = run_copy.run_dir / "metrics.json"
+    before = metrics.read_bytes()
+    for out in (metrics, run_copy.run_dir / "new.csv", run_copy.runs_dir / "registry.json"):
+        assert predict_cli(run_copy, str(run_copy.run_dir), data, out) == 2
+        assert "which belongs to the runs" in one_sentence_error(capsys)
+    assert metrics.read_bytes() == before
+    assert not (run_copy.run_dir / "new.csv").exists()
+    assert predict_cli(run_copy, str(run_copy.run_dir), data, run_copy.runs_dir / "ok.csv") == 0
+
+
+def test_a_directory_or_read_only_out_is_one_sentence(
+    trained_run: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, _ = new_rows(tmp_path)
+    assert predict_cli(trained_run, f"champion:{DATASET}", data, tmp_path) == 2
+    assert f"--out '{tmp_path}' is a directory" in one_sentence_error(capsys)
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("x")
+    assert predict_cli(trained_run, f"champion:{DATASET}", data, a_file / "out.csv") == 2
+    assert "is a file, not a folder" in one_sentence_error(capsys)
+    with read_only_disk(tmp_path / "ro") as read_only:
+        assert predict_cli(trained_run, f"champion:{DATASET}", data, read_only / "o.csv") == 2
+        assert "is on a read-only file system" in one_sentence_error(capsys)
+
+
+def test_a_full_disk_keeps_the_previous_output_whole(tmp_path: Path) -> None:
+    """Written to a hidden sibling and renamed: a failed write leaves the old file intact."""
+    with small_disk(tmp_path / "disk", "128k") as disk:
+        out = disk / "scored.csv"
+        out.write_text("row,y_pred\n0,yes\n")
+        big = pd.DataFrame({"row": range(20_000), "y_pred": "yes", "proba_yes": 0.123456789})
+        with pytest.raises(StorageError, match=f"No space left on the disk holding '{out}'"):
+            write_predictions_file(big, out)
+        assert out.read_text() == "row,y_pred\n0,yes\n"
+        assert sorted(p.name for p in disk.iterdir()) == ["scored.csv"]
