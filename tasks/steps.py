@@ -17,10 +17,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from schemas.infer import infer_schema, load_schema
-from tasks.config import ClusteringConfig, RunConfig
+from tasks.config import ClusteringConfig, RunConfig, SplitConfig
 from tasks.data.profile import DataProfile, profile_frame
 from tasks.data.read import LoadedTable, file_sha256, read_table
-from tasks.data.split import DataSplit, split_frame
+from tasks.data.split import DataSplit, split_by_config, split_frame
+from tasks.data.split_columns import split_columns
 from tasks.data.validate import validate_frame
 from tasks.errors import ValidationFailed
 from tasks.evaluation.evaluate import (
@@ -105,17 +106,33 @@ def validate_data(table: LoadedTable, schema: pa.DataFrameSchema) -> pd.DataFram
 
 
 @task(name="profile", cache_policy=NO_CACHE, persist_result=False)
-def profile_data(frame: pd.DataFrame, config: RunConfig) -> DataProfile:
-    """Task, column kinds, missing values per column, class balance."""
+def profile_data(
+    frame: pd.DataFrame, config: RunConfig, split_settings: SplitConfig | None = None
+) -> DataProfile:
+    """Task, column kinds, missing values per column, class balance (the split's group or time
+    column is not a feature)."""
+    not_features = split_columns(split_settings) if split_settings else []
     return profile_frame(
-        frame, config.target, config.task, config.positive_label, config.drop_columns
+        frame,
+        config.target,
+        config.task,
+        config.positive_label,
+        [*config.drop_columns, *(c for c in not_features if c not in config.drop_columns)],
     )
 
 
 @task(name="split", cache_policy=NO_CACHE, persist_result=False)
-def split_data(frame: pd.DataFrame, profile: DataProfile, config: RunConfig) -> DataSplit:
-    """Seeded holdout (stratified for classes); the test rows wait untouched until evaluation."""
-    return split_frame(frame, profile, config.split.test_size, config.seed)
+def split_data(
+    frame: pd.DataFrame,
+    profile: DataProfile,
+    config: RunConfig,
+    split_settings: SplitConfig | None = None,
+) -> DataSplit:
+    """Seeded holdout (stratified for classes; by groups or by time when configured); the test
+    rows wait untouched until evaluation."""
+    if split_settings is None:
+        return split_frame(frame, profile, config.split.test_size, config.seed)
+    return split_by_config(frame, profile, split_settings, config.seed)
 
 
 @task(name="search", task_run_name="search-{family}", cache_policy=NO_CACHE, persist_result=False)
@@ -207,6 +224,8 @@ def audit_run(model: Any, split: DataSplit, folds: Any, tuned: bool) -> dict[str
         split.X_test,
         folds,
         X_threshold_fit=split.X_train if tuned else None,
+        groups=split.groups,
+        times=split.times,
     )
 
 
