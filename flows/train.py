@@ -21,7 +21,8 @@ from flows.runtime import (
 )
 from tasks.config import RunConfig
 from tasks.data.profile import profile_summary
-from tasks.data.split import DataSplit, make_folds
+from tasks.data.split import DataSplit, folds_for_split
+from tasks.data.split_columns import resolve_split_columns
 from tasks.model_selection.pipeline import choose_families
 from tasks.model_selection.search import (
     FamilyResult,
@@ -43,6 +44,7 @@ from tasks.steps import (
     audit_run,
     choose_schema,
     compare_with_champion,
+    diagnose_run,
     evaluate_model,
     explain_model,
     finalise_model,
@@ -98,12 +100,13 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         writer.schema_yaml = schema.to_yaml() or ""
         frame = validate_data(table, schema)
         clock.lap("validate")
-        profile = profile_data(frame, config)
+        split_settings = resolve_split_columns(frame, config.split, config.target)
+        profile = profile_data(frame, config, split_settings)
         writer.manifest["data"].update(profile_summary(profile, table.notes))
-        split = split_data(frame, profile, config)
+        split = split_data(frame, profile, config, split_settings)
         selection = choose_selection_metric(profile, config.selection_metric)
         scorer = build_scorer(selection.metric, profile.positive_label)
-        folds, cv_note = make_folds(split.y_train, config.split.cv_folds, config.seed, profile.task)
+        folds, cv_note = folds_for_split(split, config.split.cv_folds, config.seed, profile.task)
         clock.lap("profile_and_split")
         families = choose_families(config.models, profile.task)
         results = search_all_families(families, split, profile, config, selection.metric, folds)
@@ -114,6 +117,21 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         audit = audit_run(model, split, folds, tuned=threshold is not None)
         explanations = explain_model(model, split, predictions, profile, scorer, config.seed)
         clock.lap("evaluate")
+        diagnostics = diagnose_run(
+            frame,
+            split=split,
+            profile=profile,
+            model=model,
+            best=best,
+            results=results,
+            predictions=predictions,
+            test_metrics=test_metrics,
+            metric=selection.metric,
+            folds=folds,
+            config=config,
+            split_settings=split_settings,
+        )
+        clock.lap("diagnostics")
         metrics = build_metrics(
             dataset=config.dataset_name,
             profile=profile,
@@ -126,6 +144,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             cv_note=cv_note,
             explanations=explanations.summary,
             no_leakage_found=audit["no_leakage_found"],
+            diagnostics=diagnostics,
         )
         # The champion decision depends on earlier runs, not on this run's inputs: it stays out
         # of metrics.json (byte-identical for the same data, config and seed).

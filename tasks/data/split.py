@@ -239,7 +239,12 @@ def split_by_time(
     test = [position for position in order if is_test[position]]
     check_training_classes(y.iloc[train], y, profile)
     return DataSplit(
-        X.iloc[train], X.iloc[test], y.iloc[train], y.iloc[test], times=times.rename(column), gap=gap
+        X.iloc[train],
+        X.iloc[test],
+        y.iloc[train],
+        y.iloc[test],
+        times=times.rename(column),
+        gap=gap,
     )
 
 

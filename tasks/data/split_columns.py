@@ -34,7 +34,9 @@ MIN_ROWS_PER_GROUP = 1.5
 # A string column without such a name: distinct values between these shares of the rows.
 UNNAMED_GROUP_SHARE = (0.05, 0.5)
 UNNAMED_MIN_GROUPS = 20
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+ISO_DATE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
 DATE_SAMPLE = 200
 DATE_SHARE = 0.95
 

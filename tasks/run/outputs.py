@@ -85,6 +85,7 @@ def build_metrics(
     cv_note: str | None,
     explanations: dict[str, Any],
     no_leakage_found: bool,
+    diagnostics: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """metrics.json: what was compared, what won and why, and how it scored on the test set."""
     return {
@@ -112,6 +113,7 @@ def build_metrics(
         "test_metrics": test_metrics,
         "calibration_and_importance": explanations,
         "leakage_audit": {"no_leakage_found": no_leakage_found, "details": "leakage_audit.json"},
+        **({"diagnostics": diagnostics} if diagnostics is not None else {}),
     }
 
 
