@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from flows.cli.console import console
 
@@ -54,7 +55,14 @@ def training_progress() -> Iterator[None]:
 
 def print_run_result(run_dir: Path) -> None:
     """Leaderboard, the best model's test metrics, and where the run is."""
-    from tasks.run.report import format_value, leakage_line, metric_rows, threshold_text
+    from tasks.run.report import (
+        diagnostic_line,
+        flagged_diagnostics,
+        format_value,
+        leakage_line,
+        metric_rows,
+        threshold_text,
+    )
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     leaderboard = json.loads((run_dir / "leaderboard.json").read_text())
@@ -83,6 +91,10 @@ def print_run_result(run_dir: Path) -> None:
         verdict = "this run" if decision.get("becomes_champion") else "unchanged"
         console.print(f"Champion of '{metrics['dataset']}': {verdict}: {decision['reason']}")
     print_run_notes(run_dir, metrics)
+    for record in flagged_diagnostics(metrics):
+        # Text, not markup: column names in a message are data (a '[b]' must print as is).
+        colour = "red" if record["severity"] == "fail" else "yellow"
+        console.print(Text(diagnostic_line(record), style=colour), soft_wrap=True)
     console.print(f"Run directory: {run_dir}")
 
 

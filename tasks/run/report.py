@@ -74,6 +74,43 @@ def leakage_line(metrics: dict[str, Any]) -> str:
     return "LEAKAGE AUDIT FAILED or incomplete: see leakage_audit.json"
 
 
+def flagged_diagnostics(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The diagnostics that need a reader's attention (fail, then warn)."""
+    return [d for d in metrics.get("diagnostics", []) if d["severity"] in ("fail", "warn")]
+
+
+def diagnostic_line(record: dict[str, Any]) -> str:
+    return f"{record['severity'].upper()} {record['code']}: {record['message']}"
+
+
+def diagnostics_markdown(metrics: dict[str, Any]) -> list[str]:
+    """The run summary's diagnostics: each fail and warning on one line (all in metrics.json)."""
+    if "diagnostics" not in metrics:
+        return []
+    flagged = flagged_diagnostics(metrics)
+    lines = ["## Diagnostics", ""]
+    lines += [f"- **{d['severity']}** `{d['code']}`: {d['message']}" for d in flagged]
+    if not flagged:
+        lines.append(f"- all {len(metrics['diagnostics'])} checks passed (metrics.json)")
+    return [*lines, ""]
+
+
+def diagnostics_html(metrics: dict[str, Any]) -> str:
+    """Every diagnostic with its severity and evidence, fails and warnings first."""
+    if "diagnostics" not in metrics:
+        return ""
+    rows = [
+        {
+            "severity": d["severity"],
+            "code": d["code"],
+            "message": d["message"],
+            "evidence": ", ".join(f"{k}={v}" for k, v in d.get("evidence", {}).items()),
+        }
+        for d in metrics["diagnostics"]
+    ]
+    return f'<h2>Diagnostics</h2><div id="diagnostics">{html_table(rows)}</div>'
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
@@ -113,6 +150,7 @@ def run_summary_markdown(
         f"- leakage audit: {leakage_line(metrics)}",
         f"- run directory: `{run_path}`",
         "",
+        *diagnostics_markdown(metrics),
         "## Test metrics",
         "",
         markdown_table(metric_rows(metrics["test_metrics"])),
@@ -225,6 +263,7 @@ def report_html(
 <p>Dataset <b>{html.escape(metrics["dataset"])}</b> ({profile["n_rows"]} labelled rows,
 target <code>{html.escape(metrics["target"])}</code>, task {metrics["task"]}).
 Validation: <b>{html.escape(manifest.get("validation", {}).get("status", "passed"))}</b>.</p>
+{diagnostics_html(metrics)}
 <h2>Best model: <span id="best-model">{html.escape(best["family"])}</span></h2>
 <p>Selection metric <b>{metrics["selection_metric"]}</b>: {html.escape(metrics["selection_reason"])}
 CV score {format_value(best["cv_score"])}.</p>
