@@ -23,6 +23,7 @@ from tasks.config import RunConfig
 from tasks.data.profile import profile_summary
 from tasks.data.split import DataSplit, folds_for_split
 from tasks.data.split_columns import resolve_split_columns
+from tasks.evaluation.drift import drift_table
 from tasks.model_selection.pipeline import choose_families
 from tasks.model_selection.search import (
     FamilyResult,
@@ -32,12 +33,13 @@ from tasks.model_selection.search import (
 )
 from tasks.run.artifacts import (
     SearchProgress,
+    publish_drift,
     publish_leaderboard,
     publish_report_link,
     publish_run_summary,
 )
 from tasks.run.outputs import RunWriter, TrainingOutputs, build_metrics, timed_summaries
-from tasks.run.report import leaderboard_rows, report_url, run_summary_markdown
+from tasks.run.report import drift_summary, leaderboard_rows, report_url, run_summary_markdown
 from tasks.run.rundir import StageClock
 from tasks.serving.registry import record_champion
 from tasks.steps import (
@@ -49,6 +51,7 @@ from tasks.steps import (
     explain_model,
     finalise_model,
     load_data,
+    measure_drift,
     profile_data,
     search_model_family,
     split_data,
@@ -132,6 +135,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             split_settings=split_settings,
         )
         clock.lap("diagnostics")
+        drift = measure_drift(config, table, split, profile)
         metrics = build_metrics(
             dataset=config.dataset_name,
             profile=profile,
@@ -149,6 +153,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         # The champion decision depends on earlier runs, not on this run's inputs: it stays out
         # of metrics.json (byte-identical for the same data, config and seed).
         champion = compare_with_champion(config, writer.run.run_id, metrics, predictions, split)
+        champion["drift_found"] = drift["drift_found"] if drift else None
         leaderboard = leaderboard_rows(timed_summaries(results))
         outputs = TrainingOutputs(
             metrics=metrics,
@@ -162,14 +167,19 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             audit=audit,
             explanations=explanations,
             leaderboard=leaderboard,
+            drift=drift,
         )
         final = writer.complete_training(outputs, clock)
     record_champion(config.runs_dir, champion)
     publish_leaderboard(leaderboard, config.dataset_name)
     publish_run_summary(
-        run_summary_markdown({**metrics, "champion": champion}, final, writer.plots, SUMMARY_PLOTS),
+        run_summary_markdown(
+            {**metrics, "champion": champion, "drift": drift}, final, writer.plots, SUMMARY_PLOTS
+        ),
         config.dataset_name,
     )
     publish_report_link(report_url(final), final)
+    if drift:
+        publish_drift(drift_table(drift), drift_summary(drift), config.dataset_name)
     get_run_logger().info("Run complete: %s (best %s)", final, best.family)
     return str(final)

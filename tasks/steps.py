@@ -54,6 +54,7 @@ from tasks.segmentation.clustering import (
 )
 from tasks.serving.champion import judge_against_champion
 from tasks.serving.predict import RunModel, load_run_model, predict_rows, write_predictions_file
+from tasks.serving.reference import drift_against_champion
 
 
 def retry_on_os_error(task: Any, task_run: Any, state: Any) -> bool:
@@ -286,6 +287,21 @@ def diagnose_run(
         split_settings=split_settings,
         settings=config.diagnostics,
         seed=config.seed,
+    )
+
+
+@task(name="drift", cache_policy=NO_CACHE, persist_result=False)
+def measure_drift(
+    config: RunConfig, table: LoadedTable, split: DataSplit, profile: DataProfile
+) -> dict[str, Any] | None:
+    """This run's training rows against the champion's (None when there is no champion)."""
+    return drift_against_champion(
+        config.runs_dir,
+        config.dataset_name,
+        table.frame.loc[split.X_train.index],
+        features=profile.feature_columns,
+        target=profile.target,
+        settings=config.diagnostics,
     )
 
 

@@ -57,6 +57,7 @@ def print_run_result(run_dir: Path) -> None:
     """Leaderboard, the best model's test metrics, and where the run is."""
     from tasks.run.report import (
         diagnostic_line,
+        drift_summary,
         flagged_diagnostics,
         format_value,
         leakage_line,
@@ -91,6 +92,9 @@ def print_run_result(run_dir: Path) -> None:
         verdict = "this run" if decision.get("becomes_champion") else "unchanged"
         console.print(f"Champion of '{metrics['dataset']}': {verdict}: {decision['reason']}")
     print_run_notes(run_dir, metrics)
+    drift_file = run_dir / "drift.json"
+    if drift_file.is_file():
+        console.print(Text(drift_summary(json.loads(drift_file.read_text())), style="yellow"))
     for record in flagged_diagnostics(metrics):
         # Text, not markup: column names in a message are data (a '[b]' must print as is).
         colour = "red" if record["severity"] == "fail" else "yellow"

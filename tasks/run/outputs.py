@@ -27,6 +27,7 @@ from tasks.model_selection.search import FamilyResult, SelectionChoice
 from tasks.run.model_io import input_columns, model_card, save_model
 from tasks.run.plots import (
     write_classification_plots,
+    write_drift_plot,
     write_explanation_plots,
     write_regression_plots,
 )
@@ -138,6 +139,8 @@ class TrainingOutputs:
     audit: dict[str, Any]
     explanations: Explanations
     leaderboard: list[dict[str, Any]]
+    # Against the champion's training rows; None when the dataset had no champion.
+    drift: dict[str, Any] | None = None
 
 
 @dataclass
@@ -200,7 +203,7 @@ class RunWriter:
         """Every file of a training run, the manifest last; then the directory goes in place."""
         self.write_schema()
         self.plots = write_training_files(self.run, outputs)
-        summarised = {**outputs.metrics, "champion": outputs.champion}
+        summarised = {**outputs.metrics, "champion": outputs.champion, "drift": outputs.drift}
         self.manifest.update(
             status="completed",
             champion=outputs.champion,
@@ -238,6 +241,8 @@ def write_training_files(run: RunDir, outputs: TrainingOutputs) -> dict[str, Pat
     )
     write_json(run.path("metrics.json"), metrics)
     write_json(run.path("leakage_audit.json"), outputs.audit)
+    if outputs.drift is not None:
+        write_json(run.path("drift.json"), outputs.drift)
     families = [{**family_summary(r), "candidates": r.candidates} for r in outputs.results]
     cv_results = cv_results_frame(families)
     cv_results.to_csv(run.path("cv_results.csv"), index=False)
@@ -276,6 +281,8 @@ def write_training_files(run: RunDir, outputs: TrainingOutputs) -> dict[str, Pat
             positive_label=profile.positive_label,
         )
     )
+    if outputs.drift is not None and outputs.drift.get("columns"):
+        plots["drift"] = write_drift_plot(run.path("plots", "drift.png"), outputs.drift)
     write_model(run, outputs)
     return plots
 

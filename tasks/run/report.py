@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.evaluation.drift import drift_table
 from tasks.evaluation.metrics import headline_metrics
 
 REPORT_BASE_URL_VARIABLE = "TABPIPE_REPORT_BASE_URL"
@@ -156,6 +157,7 @@ def run_summary_markdown(
         markdown_table(metric_rows(metrics["test_metrics"])),
         "",
         *champion_markdown(metrics.get("champion")),
+        *([f"## Drift\n\n{drift_summary(metrics['drift'])}\n"] if metrics.get("drift") else []),
     ]
     for name in inline_plots:
         if name in plots:
@@ -218,6 +220,32 @@ def champion_html(decision: dict[str, Any] | None) -> str:
     )
 
 
+def drift_summary(drift: dict[str, Any]) -> str:
+    """One sentence: compared or skipped, and what drifted."""
+    if drift.get("status") != "compared":
+        return f"Drift not measured: {drift.get('note', 'no reference')}"
+    drifted = drift.get("drifted_columns", [])
+    target = drift.get("target") or {}
+    parts = [
+        f"{len(drifted)} of {len(drift.get('columns', []))} columns drifted "
+        f"(share {format_value(drift.get('share_drifted'), '.2f')})"
+        + (f": {', '.join(drifted[:10])}" if drifted else ""),
+        "the target drifted" if target.get("drifted") else "the target did not drift",
+    ]
+    return (
+        f"Against champion {drift.get('champion_run_id')}'s training rows: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def drift_html(drift: dict[str, Any] | None) -> str:
+    if not drift:
+        return ""
+    table = html_table(drift_table(drift)) if drift.get("columns") else ""
+    return f'<h2>Drift</h2><p id="drift">{html.escape(drift_summary(drift))}</p>{table}'
+
+
 def report_url(run_dir: Path) -> str:
     """Where a browser opens the report: the `tabpipe api` URL when TABPIPE_REPORT_BASE_URL is
     set (the Prefect UI cannot open file:// links), else the file itself."""
@@ -272,6 +300,7 @@ CV score {format_value(best["cv_score"])}.</p>
 Leakage audit: {html.escape(leakage_line(metrics))}.</p>
 <div id="test-metrics">{html_table(metric_rows(metrics["test_metrics"]))}</div>
 {champion_html(metrics.get("champion"))}
+{drift_html(metrics.get("drift"))}
 <h2>Leaderboard</h2>
 {html_table(leaderboard)}
 <h2>Dataset profile</h2>
