@@ -313,7 +313,8 @@ def compare_with_champion(
     predictions: pd.DataFrame,
     split: DataSplit,
 ) -> dict[str, Any]:
-    """Paired bootstrap against the dataset's champion on this run's test rows."""
+    """Paired bootstrap against the dataset's champion on this run's test rows (by whole groups
+    under split.groups)."""
     return judge_against_champion(
         config.runs_dir,
         config.dataset_name,
@@ -327,6 +328,7 @@ def compare_with_champion(
             "seed": config.seed,
             "test_size": config.split.test_size,
         },
+        groups=None if split.groups is None else split.groups.loc[split.X_test.index].to_numpy(),
     )
 
 
