@@ -22,7 +22,7 @@ from flows.runtime import (
 from tasks.config import RunConfig
 from tasks.data.profile import profile_summary
 from tasks.data.split import DataSplit, folds_for_split
-from tasks.data.split_columns import resolve_split_columns
+from tasks.data.split_columns import resolve_split_columns, split_column_notes
 from tasks.evaluation.drift import drift_table
 from tasks.model_selection.pipeline import choose_families
 from tasks.model_selection.search import (
@@ -106,6 +106,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         split_settings = resolve_split_columns(frame, config.split, config.target)
         profile = profile_data(frame, config, split_settings)
         writer.manifest["data"].update(profile_summary(profile, table.notes))
+        writer.manifest["data"]["notes"] += split_column_notes(split_settings, config.split)
         split = split_data(frame, profile, config, split_settings)
         selection = choose_selection_metric(profile, config.selection_metric)
         scorer = build_scorer(selection.metric, profile.positive_label)

@@ -126,3 +126,20 @@ def resolve_split_columns(frame: pd.DataFrame, settings: SplitConfig, target: st
 def split_columns(settings: SplitConfig) -> list[str]:
     """The columns the split uses; they order or group rows and are not features."""
     return [column for column in (settings.groups, settings.time) if column]
+
+
+def split_column_notes(settings: SplitConfig, requested: SplitConfig) -> list[str]:
+    """Sentences for the run's notes: which column the split uses, and that it is no feature."""
+    notes = []
+    if settings.groups:
+        detected = " (detected: split.groups: auto)" if requested.groups == "auto" else ""
+        notes.append(
+            f"Column '{settings.groups}' groups the rows{detected}: each group is wholly in train "
+            "or in test and in every CV fold; it is not a feature."
+        )
+    if settings.time:
+        notes.append(
+            f"Column '{settings.time}' orders the rows: the test set is the latest period and CV "
+            "chains forward; it is not a feature."
+        )
+    return notes
