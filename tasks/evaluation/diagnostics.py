@@ -674,6 +674,14 @@ def unused_split_columns(
     return records
 
 
+def guarded(code: str, check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A check that cannot be computed on this data is recorded as such; it never sinks a run."""
+    try:
+        return check()
+    except (ValueError, IndexError) as error:
+        return diagnostic(code, "info", f"Not checked on this data: {error}".rstrip(".") + ".")
+
+
 def run_diagnostics(
     *,
     frame: pd.DataFrame,
@@ -694,41 +702,60 @@ def run_diagnostics(
     """Every diagnostic of a supervised run, fails and warnings first."""
     if not settings.enabled:
         return []
-    records = [
-        check_target_proxy(
-            split.X_train,
-            split.y_train,
-            task=profile.task,
-            folds=folds,
-            best_cv_score=best.best_score,
-            settings=settings,
-            seed=seed,
+    checks: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        (
+            "target_proxy",
+            lambda: check_target_proxy(
+                split.X_train,
+                split.y_train,
+                task=profile.task,
+                folds=folds,
+                best_cv_score=best.best_score,
+                settings=settings,
+                seed=seed,
+            ),
         ),
-        check_duplicates(split.X_train, split.X_test, settings),
-        check_train_test_shift(
-            split.X_train,
-            split.X_test,
-            settings=settings,
-            seed=seed,
-            by_time=split.times is not None,
-            groups=split.groups,
+        (
+            "duplicates_across_split",
+            lambda: check_duplicates(split.X_train, split.X_test, settings),
         ),
-        check_beats_baseline(
-            predictions, split, profile=profile, metric=metric, settings=settings, seed=seed
+        (
+            "train_test_shift",
+            lambda: check_train_test_shift(
+                split.X_train,
+                split.X_test,
+                settings=settings,
+                seed=seed,
+                by_time=split.times is not None,
+                groups=split.groups,
+            ),
         ),
-        check_overfitting(
-            model,
-            split.X_train,
-            split.y_train,
-            best=best,
-            metric=metric,
-            scorer=scorer,
-            settings=settings,
-            seed=seed,
+        (
+            "beats_baseline",
+            lambda: check_beats_baseline(
+                predictions, split, profile=profile, metric=metric, settings=settings, seed=seed
+            ),
         ),
-        check_unstable_folds(results, settings),
-        check_small_test_set(test_metrics, metric, settings, len(split.y_test)),
-        *unused_split_columns(frame, split, split_settings, profile.target),
+        (
+            "overfitting",
+            lambda: check_overfitting(
+                model,
+                split.X_train,
+                split.y_train,
+                best=best,
+                metric=metric,
+                scorer=scorer,
+                settings=settings,
+                seed=seed,
+            ),
+        ),
+        ("unstable_folds", lambda: check_unstable_folds(results, settings)),
+        (
+            "small_test_set",
+            lambda: check_small_test_set(test_metrics, metric, settings, len(split.y_test)),
+        ),
     ]
+    records = [guarded(code, check) for code, check in checks]
+    records += unused_split_columns(frame, split, split_settings, profile.target)
     order = {"fail": 0, "warn": 1, "info": 2}
     return sorted(records, key=lambda record: order[record["severity"]])
