@@ -85,8 +85,8 @@ def binned_levels(X: pd.DataFrame) -> pd.DataFrame:
         series = X[column]
         numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
         if numeric and series.nunique() > N_BINS:
-            ranks = series.rank(method="first")
-            codes = pd.qcut(ranks, N_BINS, labels=False, duplicates="drop")
+            # Tied values share a bin (ranking them 'first' would split ties by row order).
+            codes = pd.qcut(series, N_BINS, labels=False, duplicates="drop")
             levels[column] = codes.astype("Float64").astype(str).where(series.notna(), "missing")
         else:
             levels[column] = series.astype(str).where(series.notna(), "missing")
@@ -199,11 +199,15 @@ def check_duplicates(
     X_train: pd.DataFrame, X_test: pd.DataFrame, settings: DiagnosticsConfig
 ) -> dict[str, Any]:
     """duplicates_across_split: test rows whose feature values equal a training row's."""
-    in_train = row_hashes(X_test).isin(set(row_hashes(X_train)))
+    train_hashes = row_hashes(X_train)
+    in_train = row_hashes(X_test).isin(set(train_hashes))
     count, share = int(in_train.sum()), float(in_train.mean()) if len(X_test) else 0.0
+    # How much the table repeats itself: training rows equal to another training row.
+    within_train = float(train_hashes.duplicated(keep=False).mean()) if len(X_train) else 0.0
     evidence = {
         "test_rows_also_in_train": count,
         "share_of_test_rows": rounded(share),
+        "share_of_training_rows_repeated_in_training": rounded(within_train),
         "threshold": settings.duplicates_share,
     }
     if count == 0:
@@ -217,9 +221,10 @@ def check_duplicates(
     return diagnostic(
         "duplicates_across_split",
         severity,
-        f"{count} test row(s) ({share:.1%}) repeat a training row's feature values exactly: the "
-        "test score partly measures memory (expected only when the table has few discrete "
-        "columns).",
+        f"{count} test row(s) ({share:.1%}) repeat a training row's feature values exactly "
+        f"({within_train:.1%} of training rows repeat one within training): the test score "
+        "partly measures memory; natural for a table of few discrete columns, else drop "
+        "duplicate records.",
         **evidence,
     )
 

@@ -175,3 +175,14 @@ def test_an_unused_date_column_is_named() -> None:
     [record] = unused_split_columns(frame, split, SplitConfig(), "label")
     assert record["code"] == "time_overlap" and record["severity"] == "warn"
     assert "split: {time: day}" in record["message"]
+
+
+def test_a_column_of_many_tied_values_is_not_named_as_separating() -> None:
+    """Ties (many zeros) share a bin, whatever the order of the rows."""
+    rng = np.random.default_rng(8)
+    debt = np.where(rng.random(2000) < 0.7, 0.0, rng.exponential(1000, 2000))
+    X = pd.DataFrame({"debt": debt, "x": rng.normal(size=2000)})
+    record = check_train_test_shift(
+        X.iloc[:1500], X.iloc[1500:], settings=SETTINGS, seed=0, by_time=False
+    )
+    assert "debt" not in record["evidence"]["separating_columns"]
