@@ -77,6 +77,7 @@ class DiagnosticsConfig(StrictModel):
     proxy_auc: float = Field(0.97, gt=0.5, le=1.0)
     proxy_balanced_accuracy: float = Field(0.95, gt=0.0, le=1.0)
     proxy_r2: float = Field(0.90, gt=0.0, le=1.0)
+    proxy_margin: float = Field(0.15, gt=0.0, description="Single column above the best model.")
     duplicates_share: float = Field(0.05, ge=0.0, le=1.0)
     shift_auc: float = Field(0.6, gt=0.5, le=1.0)
     shift_column_auc: float = Field(0.55, gt=0.5, le=1.0)

@@ -154,8 +154,11 @@ def check_target_proxy(
     best_cv_score: float | None,
     settings: DiagnosticsConfig,
     seed: int,
+    best_metric: str | None = None,
 ) -> dict[str, Any]:
-    """target_proxy: a single column whose own cross-validated score is near perfect."""
+    """target_proxy: a single column whose own cross-validated score is near perfect (fail),
+    or far above the best model's CV score on the same metric (warn: the model cannot use it
+    as well as a lookup of its values can, which a disguised target explains)."""
     X, y = capped(X_train, y_train, settings.max_rows, seed)
     metric, scores = single_feature_scores(X, y, task, folds)
     threshold = {
@@ -171,6 +174,23 @@ def check_target_proxy(
         "best_model_cv_score": rounded(best_cv_score),
         "top_columns": top_scores(scores),
     }
+    comparable = best_metric == metric and best_cv_score is not None
+    above = {
+        column: score
+        for column, score in scores.items()
+        if comparable and score >= (best_cv_score or 0.0) + settings.proxy_margin
+    }
+    if not proxies and above:
+        named = ", ".join(f"'{c}' ({metric} {s:.3f})" for c, s in sorted(above.items()))
+        return diagnostic(
+            "target_proxy",
+            "warn",
+            f"Column(s) {named} alone score far above the best model (CV {metric} "
+            f"{best_cv_score:.3f}): check that they are known at prediction time.",
+            far_above_best={column: rounded(score) for column, score in above.items()},
+            margin=settings.proxy_margin,
+            **evidence,
+        )
     if not proxies:
         return diagnostic(
             "target_proxy",
@@ -718,6 +738,7 @@ def run_diagnostics(
                 best_cv_score=best.best_score,
                 settings=settings,
                 seed=seed,
+                best_metric=metric,
             ),
         ),
         (

@@ -186,3 +186,20 @@ def test_a_column_of_many_tied_values_is_not_named_as_separating() -> None:
         X.iloc[:1500], X.iloc[1500:], settings=SETTINGS, seed=0, by_time=False
     )
     assert "debt" not in record["evidence"]["separating_columns"]
+
+
+def test_a_column_far_above_the_best_model_is_a_warning() -> None:
+    frame = numeric_frame(600, signal=2.0, seed=9)
+    split, _ = split_of(frame)
+    folds, _ = make_folds(split.y_train, 5, seed=0)
+    record = check_target_proxy(
+        split.X_train,
+        split.y_train,
+        task="binary",
+        folds=folds,
+        best_cv_score=0.55,  # a model that failed to use x1
+        settings=SETTINGS,
+        seed=0,
+        best_metric="roc_auc",
+    )
+    assert record["severity"] == "warn" and list(record["evidence"]["far_above_best"]) == ["x1"]
