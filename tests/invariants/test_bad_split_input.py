@@ -30,7 +30,7 @@ def test_a_bad_split_column_is_one_sentence(
 ) -> None:
     extra, message = BAD_SPLITS[case]
     data = tmp_path / "data.csv"
-    make_frame(80).to_csv(data, index=False)
+    make_frame(80).fillna({"colour": "red"}).to_csv(data, index=False)
     code, _, err = train_cli(capsys, data, tmp_path / "runs", *extra)
     assert code == 2
     assert message in err
