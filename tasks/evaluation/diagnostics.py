@@ -583,9 +583,13 @@ def check_small_test_set(
     test_metrics: dict[str, Any], metric: str, settings: DiagnosticsConfig, n_test: int
 ) -> dict[str, Any]:
     """small_test_set: the width of the selection metric's 95% test interval (relative to the
-    estimate for error metrics)."""
+    estimate for error metrics); balanced accuracy's when the metric is undefined on the test
+    set (a class never predicted leaves macro F1 undefined)."""
+    intervals = test_metrics.get("intervals", {}).get("metrics", {})
     name = INTERVAL_NAMES.get(metric, metric)
-    interval = test_metrics.get("intervals", {}).get("metrics", {}).get(name, {})
+    interval = intervals.get(name, {})
+    if interval.get("low") is None and (intervals.get("balanced_accuracy") or {}).get("low"):
+        name, interval = "balanced_accuracy", intervals["balanced_accuracy"]
     low, high = interval.get("low"), interval.get("high")
     if low is None or high is None:
         return diagnostic("small_test_set", "info", f"No interval for {metric}.", n_test=n_test)

@@ -203,3 +203,16 @@ def test_a_column_far_above_the_best_model_is_a_warning() -> None:
         best_metric="roc_auc",
     )
     assert record["severity"] == "warn" and list(record["evidence"]["far_above_best"]) == ["x1"]
+
+
+def test_an_undefined_selection_metric_falls_back_to_balanced_accuracy() -> None:
+    metrics = {
+        "intervals": {
+            "metrics": {
+                "macro_f1": {"estimate": None, "low": None, "high": None},
+                "balanced_accuracy": {"estimate": 0.5, "low": 0.35, "high": 0.62},
+            }
+        }
+    }
+    record = check_small_test_set(metrics, "f1_macro", SETTINGS, 84)
+    assert record["severity"] == "warn" and record["evidence"]["metric"] == "balanced_accuracy"
