@@ -295,8 +295,10 @@ def check_train_test_shift(
             method="predict_proba",
         )[:, 1]
     auc = float(roc_auc_score(is_test, scores))
-    _, column_aucs = single_feature_scores(rows, is_test, "binary", folds)
-    separating = {c: s for c, s in column_aucs.items() if s >= settings.shift_column_auc}
+    separating: dict[str, float] = {}
+    if auc >= settings.shift_auc:  # naming the columns costs as much again: only when needed
+        _, column_aucs = single_feature_scores(rows, is_test, "binary", folds)
+        separating = {c: s for c, s in column_aucs.items() if s >= settings.shift_column_auc}
     evidence = {
         "auc": rounded(auc),
         "threshold": settings.shift_auc,
