@@ -291,7 +291,8 @@ def draw_drift(ax: Axes, scores: pd.Series) -> None:
     colours = ["#c0392b" if value >= 1 else "#7f8c8d" for value in shown]
     ax.barh([str(name) for name in shown.index], shown.to_numpy(), color=colours)
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
-    ax.set_xlabel("drift score (1 = threshold)")
+    ax.set_xscale("symlog", linthresh=1.0)  # a strong drift must not flatten the others
+    ax.set_xlabel("drift score (1 = threshold; log scale above 1)")
     ax.set_title("Drift against the champion's training rows")
 
 
