@@ -327,6 +327,8 @@ def compare_with_champion(
             "data_sha256": file_sha256(config.data),
             "seed": config.seed,
             "test_size": config.split.test_size,
+            "split_groups": config.split.groups,
+            "split_time": config.split.time,
         },
         groups=None if split.groups is None else split.groups.loc[split.X_test.index].to_numpy(),
     )

@@ -212,6 +212,8 @@ def split_note(champion_dir: Path, split_key: dict[str, Any]) -> str | None:
         "data_sha256": (manifest.get("data") or {}).get("sha256"),
         "seed": manifest.get("seed"),
         "test_size": (config.get("split") or {}).get("test_size"),
+        "split_groups": (config.get("split") or {}).get("groups"),
+        "split_time": (config.get("split") or {}).get("time"),
     }
     differing = [name for name, value in split_key.items() if champion_key.get(name) != value]
     if not differing:
