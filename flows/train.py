@@ -23,7 +23,9 @@ from flows.runtime import (
 )
 from tasks.config import RunConfig
 from tasks.data.profile import profile_summary
-from tasks.data.split import DataSplit, make_folds
+from tasks.data.split import DataSplit, folds_for_split
+from tasks.data.split_columns import resolve_split_columns, split_column_notes
+from tasks.evaluation.drift import drift_table
 from tasks.model_selection.pipeline import choose_families
 from tasks.model_selection.search import (
     FamilyResult,
@@ -33,6 +35,7 @@ from tasks.model_selection.search import (
 )
 from tasks.run.artifacts import (
     SearchProgress,
+    publish_drift,
     publish_history,
     publish_leaderboard,
     publish_report_link,
@@ -40,17 +43,19 @@ from tasks.run.artifacts import (
     report_stage,
 )
 from tasks.run.outputs import RunWriter, TrainingOutputs, build_metrics, timed_summaries
-from tasks.run.report import leaderboard_rows, report_url, run_summary_markdown
+from tasks.run.report import drift_summary, leaderboard_rows, report_url, run_summary_markdown
 from tasks.run.rundir import StageClock
 from tasks.serving.registry import champion_answer, pending_decision
 from tasks.steps import (
     audit_run,
     choose_schema,
     compare_with_champion,
+    diagnose_run,
     evaluate_model,
     explain_model,
     finalise_model,
     load_data,
+    measure_drift,
     profile_data,
     search_model_family,
     split_data,
@@ -105,12 +110,14 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         frame = validate_data(table, schema)
         clock.lap("validate")
         report_stage("profile")
-        profile = profile_data(frame, config)
+        split_settings = resolve_split_columns(frame, config.split, config.target)
+        profile = profile_data(frame, config, split_settings)
         writer.manifest["data"].update(profile_summary(profile, table.notes))
-        split = split_data(frame, profile, config)
+        writer.manifest["data"]["notes"] += split_column_notes(split_settings, config.split)
+        split = split_data(frame, profile, config, split_settings)
         selection = choose_selection_metric(profile, config.selection_metric)
         scorer = build_scorer(selection.metric, profile.positive_label)
-        folds, cv_note = make_folds(split.y_train, config.split.cv_folds, config.seed, profile.task)
+        folds, cv_note = folds_for_split(split, config.split.cv_folds, config.seed, profile.task)
         clock.lap("profile_and_split")
         families = choose_families(config.models, profile.task)
         results = search_all_families(families, split, profile, config, selection.metric, folds)
@@ -122,6 +129,22 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         audit = audit_run(model, split, folds, tuned=threshold is not None)
         explanations = explain_model(model, split, predictions, profile, scorer, config.seed)
         clock.lap("evaluate")
+        diagnostics = diagnose_run(
+            frame,
+            split=split,
+            profile=profile,
+            model=model,
+            best=best,
+            results=results,
+            predictions=predictions,
+            test_metrics=test_metrics,
+            metric=selection.metric,
+            folds=folds,
+            config=config,
+            split_settings=split_settings,
+        )
+        clock.lap("diagnostics")
+        drift = measure_drift(config, table, split, profile)
         metrics = build_metrics(
             dataset=config.dataset_name,
             profile=profile,
@@ -134,10 +157,12 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             cv_note=cv_note,
             explanations=explanations.summary,
             no_leakage_found=audit["no_leakage_found"],
+            diagnostics=diagnostics,
         )
         # The champion decision depends on earlier runs, not on this run's inputs: it stays out
         # of metrics.json (byte-identical for the same data, config and seed).
         champion = compare_with_champion(config, writer.run.run_id, metrics, predictions, split)
+        champion["drift_found"] = drift["drift_found"] if drift else None
         leaderboard = leaderboard_rows(timed_summaries(results))
         report_stage("write")
         outputs = TrainingOutputs(
@@ -152,6 +177,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             audit=audit,
             explanations=explanations,
             leaderboard=leaderboard,
+            drift=drift,
         )
         final = writer.complete_training(outputs, clock)
     # The registry decides, under its lock; every report of the champion comes from its answer.
@@ -159,10 +185,14 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
     writer.record_champion_answer(answer)
     publish_leaderboard(leaderboard, config.dataset_name)
     publish_run_summary(
-        run_summary_markdown({**metrics, "champion": answer}, final, writer.plots, SUMMARY_PLOTS),
+        run_summary_markdown(
+            {**metrics, "champion": answer, "drift": drift}, final, writer.plots, SUMMARY_PLOTS
+        ),
         config.dataset_name,
     )
     publish_report_link(report_url(final), final)
     publish_history(dataset_history(config.runs_dir, config.dataset_name), config.dataset_name)
+    if drift:
+        publish_drift(drift_table(drift), drift_summary(drift), config.dataset_name)
     get_run_logger().info("Run complete: %s (best %s)", final, best.family)
     return str(final)

@@ -54,6 +54,46 @@ class ImputeConfig(StrictModel):
 class SplitConfig(StrictModel):
     test_size: float = Field(0.2, gt=0.0, lt=1.0)
     cv_folds: int = Field(5, ge=2, le=20)
+    groups: str | None = Field(
+        None,
+        description="Column whose rows stay together in train or test (and in every fold); "
+        "'auto' uses the column tabpipe detects. It is not a feature.",
+    )
+    time: str | None = Field(
+        None,
+        description="Column that orders the rows: the test set is the latest share and CV "
+        "chains forward. It is not a feature.",
+    )
+    gap: int = Field(0, ge=0, description="With time: rows left out between train and test.")
+
+    @model_validator(mode="after")
+    def _one_way_to_split(self) -> SplitConfig:
+        if self.groups and self.time:
+            raise ValueError("set groups or time, not both")
+        if self.gap and not self.time:
+            raise ValueError("gap needs time (a time-ordered split)")
+        return self
+
+
+class DiagnosticsConfig(StrictModel):
+    """Thresholds of the run's diagnostics (the table in docs/trust.md)."""
+
+    enabled: bool = True
+    proxy_auc: float = Field(0.97, gt=0.5, le=1.0)
+    proxy_balanced_accuracy: float = Field(0.95, gt=0.0, le=1.0)
+    proxy_r2: float = Field(0.90, gt=0.0, le=1.0)
+    proxy_margin: float = Field(0.15, gt=0.0, description="Single column above the best model.")
+    duplicates_share: float = Field(0.05, ge=0.0, le=1.0)
+    shift_auc: float = Field(0.6, gt=0.5, le=1.0)
+    shift_column_auc: float = Field(0.55, gt=0.5, le=1.0)
+    baseline_confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    overfitting_gap: float = Field(0.1, gt=0.0)
+    unstable_ratio: float = Field(1.0, gt=0.0)
+    test_interval_width: float = Field(0.2, gt=0.0)
+    max_rows: int = Field(20_000, ge=100, description="Rows a diagnostic model sees at most.")
+    drift_threshold: float = Field(0.1, gt=0.0, description="Wasserstein / Jensen-Shannon.")
+    drift_p_value: float = Field(0.05, gt=0.0, lt=1.0, description="KS / chi-squared.")
+    drift_share: float = Field(0.5, gt=0.0, le=1.0, description="Drifted columns for 'drift'.")
 
 
 class SearchConfig(StrictModel):
@@ -118,6 +158,7 @@ class RunConfig(StrictModel):
     runs_dir: Path = Path("runs")
     schedule: ScheduleConfig | None = None
     clustering: ClusteringConfig = ClusteringConfig()
+    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

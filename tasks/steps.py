@@ -17,12 +17,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from schemas.infer import infer_schema, load_schema
-from tasks.config import ClusteringConfig, RunConfig
+from tasks.config import ClusteringConfig, RunConfig, SplitConfig
 from tasks.data.profile import DataProfile, profile_frame
 from tasks.data.read import LoadedTable, file_sha256, read_table
-from tasks.data.split import DataSplit, split_frame
+from tasks.data.split import DataSplit, split_by_config, split_frame
+from tasks.data.split_columns import split_columns
 from tasks.data.validate import validate_frame
 from tasks.errors import ValidationFailed
+from tasks.evaluation.diagnostics import run_diagnostics
 from tasks.evaluation.evaluate import (
     pipeline_of,
     predict_test,
@@ -52,6 +54,7 @@ from tasks.segmentation.clustering import (
 )
 from tasks.serving.champion import judge_against_champion
 from tasks.serving.predict import RunModel, load_run_model, predict_rows, write_predictions_file
+from tasks.serving.reference import drift_against_champion
 
 
 def retry_on_os_error(task: Any, task_run: Any, state: Any) -> bool:
@@ -105,17 +108,33 @@ def validate_data(table: LoadedTable, schema: pa.DataFrameSchema) -> pd.DataFram
 
 
 @task(name="profile", cache_policy=NO_CACHE, persist_result=False)
-def profile_data(frame: pd.DataFrame, config: RunConfig) -> DataProfile:
-    """Task, column kinds, missing values per column, class balance."""
+def profile_data(
+    frame: pd.DataFrame, config: RunConfig, split_settings: SplitConfig | None = None
+) -> DataProfile:
+    """Task, column kinds, missing values per column, class balance (the split's group or time
+    column is not a feature)."""
+    not_features = split_columns(split_settings) if split_settings else []
     return profile_frame(
-        frame, config.target, config.task, config.positive_label, config.drop_columns
+        frame,
+        config.target,
+        config.task,
+        config.positive_label,
+        [*config.drop_columns, *(c for c in not_features if c not in config.drop_columns)],
     )
 
 
 @task(name="split", cache_policy=NO_CACHE, persist_result=False)
-def split_data(frame: pd.DataFrame, profile: DataProfile, config: RunConfig) -> DataSplit:
-    """Seeded holdout (stratified for classes); the test rows wait untouched until evaluation."""
-    return split_frame(frame, profile, config.split.test_size, config.seed)
+def split_data(
+    frame: pd.DataFrame,
+    profile: DataProfile,
+    config: RunConfig,
+    split_settings: SplitConfig | None = None,
+) -> DataSplit:
+    """Seeded holdout (stratified for classes; by groups or by time when configured); the test
+    rows wait untouched until evaluation."""
+    if split_settings is None:
+        return split_frame(frame, profile, config.split.test_size, config.seed)
+    return split_by_config(frame, profile, split_settings, config.seed)
 
 
 @task(name="search", task_run_name="search-{family}", cache_policy=NO_CACHE, persist_result=False)
@@ -207,6 +226,8 @@ def audit_run(model: Any, split: DataSplit, folds: Any, tuned: bool) -> dict[str
         split.X_test,
         folds,
         X_threshold_fit=split.X_train if tuned else None,
+        groups=split.groups,
+        times=split.times,
     )
 
 
@@ -234,6 +255,56 @@ def explain_model(
     )
 
 
+@task(name="diagnostics", cache_policy=NO_CACHE, persist_result=False)
+def diagnose_run(
+    frame: pd.DataFrame,
+    *,
+    split: DataSplit,
+    profile: DataProfile,
+    model: Any,
+    best: FamilyResult,
+    results: list[FamilyResult],
+    predictions: pd.DataFrame,
+    test_metrics: dict[str, Any],
+    metric: str,
+    folds: Any,
+    config: RunConfig,
+    split_settings: SplitConfig,
+) -> list[dict[str, Any]]:
+    """Leakage and weak evidence a fold audit cannot see, as coded diagnostics."""
+    return run_diagnostics(
+        frame=frame,
+        split=split,
+        profile=profile,
+        model=model,
+        best=best,
+        results=results,
+        predictions=predictions,
+        test_metrics=test_metrics,
+        metric=metric,
+        scorer=build_scorer(metric, profile.positive_label),
+        folds=folds,
+        split_settings=split_settings,
+        settings=config.diagnostics,
+        seed=config.seed,
+    )
+
+
+@task(name="drift", cache_policy=NO_CACHE, persist_result=False)
+def measure_drift(
+    config: RunConfig, table: LoadedTable, split: DataSplit, profile: DataProfile
+) -> dict[str, Any] | None:
+    """This run's training rows against the champion's (None when there is no champion)."""
+    return drift_against_champion(
+        config.runs_dir,
+        config.dataset_name,
+        table.frame.loc[split.X_train.index],
+        features=profile.feature_columns,
+        target=profile.target,
+        settings=config.diagnostics,
+    )
+
+
 @task(name="champion", cache_policy=NO_CACHE, persist_result=False)
 def compare_with_champion(
     config: RunConfig,
@@ -242,7 +313,8 @@ def compare_with_champion(
     predictions: pd.DataFrame,
     split: DataSplit,
 ) -> dict[str, Any]:
-    """Paired bootstrap against the dataset's champion on this run's test rows."""
+    """Paired bootstrap against the dataset's champion on this run's test rows (by whole groups
+    under split.groups)."""
     return judge_against_champion(
         config.runs_dir,
         config.dataset_name,
@@ -255,7 +327,10 @@ def compare_with_champion(
             "data_sha256": file_sha256(config.data),
             "seed": config.seed,
             "test_size": config.split.test_size,
+            "split_groups": config.split.groups,
+            "split_time": config.split.time,
         },
+        groups=None if split.groups is None else split.groups.loc[split.X_test.index].to_numpy(),
     )
 
 

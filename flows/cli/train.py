@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from flows.cli.console import console
 
@@ -130,6 +131,9 @@ def leaderboard_table(metrics: dict[str, Any], leaderboard: list[dict[str, Any]]
 def print_run_result(run_dir: Path, ui_url: str | None = None) -> None:
     """Leaderboard, the best model's test metrics, and where the run is (disk and UI)."""
     from tasks.run.report import (
+        diagnostic_line,
+        drift_summary,
+        flagged_diagnostics,
         format_value,
         leakage_line,
         metric_rows,
@@ -164,6 +168,13 @@ def print_run_result(run_dir: Path, ui_url: str | None = None) -> None:
         verdict = "this run" if decision.get("becomes_champion") else "unchanged"
         console.print(f"Champion of '{metrics['dataset']}': {verdict}: {decision['reason']}")
     print_run_notes(run_dir, metrics)
+    drift_file = run_dir / "drift.json"
+    if drift_file.is_file():
+        console.print(Text(drift_summary(json.loads(drift_file.read_text())), style="yellow"))
+    for record in flagged_diagnostics(metrics):
+        # Text, not markup: column names in a message are data (a '[b]' must print as is).
+        colour = "red" if record["severity"] == "fail" else "yellow"
+        console.print(Text(diagnostic_line(record), style=colour), soft_wrap=True)
     console.print(f"Run directory: {run_dir}")
     print_ui_link(run_dir, ui_url)
 

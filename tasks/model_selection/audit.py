@@ -116,6 +116,48 @@ def fit_data_steps(
     ]
 
 
+def shared_groups(groups: pd.Series, fit_rows: pd.Index, evaluation_rows: pd.Index) -> int:
+    """How many groups have rows on both sides (must be 0 when the split keeps groups whole)."""
+    fitted = set(groups.loc[fit_rows])
+    return len(fitted.intersection(groups.loc[evaluation_rows]))
+
+
+def iso_or_number(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, pd.Timestamp) else float(value)
+
+
+def time_order(times: pd.Series, fit_rows: pd.Index, evaluation_rows: pd.Index) -> dict[str, Any]:
+    """The latest fitted time and the earliest evaluated time (fit must be strictly earlier)."""
+    latest, earliest = times.loc[fit_rows].max(), times.loc[evaluation_rows].min()
+    return {
+        "latest_fit_time": iso_or_number(latest),
+        "earliest_evaluation_time": iso_or_number(earliest),
+        "fit_before_evaluation": bool(latest < earliest),
+    }
+
+
+def split_checks(
+    groups: pd.Series | None,
+    times: pd.Series | None,
+    fit_rows: pd.Index,
+    evaluation_rows: pd.Index,
+) -> dict[str, Any]:
+    """Group overlap or time order between fit and evaluation rows, when the split uses them."""
+    checks: dict[str, Any] = {}
+    if groups is not None:
+        checks["groups_shared"] = shared_groups(groups, fit_rows, evaluation_rows)
+    if times is not None and len(fit_rows) and len(evaluation_rows):
+        checks.update(time_order(times, fit_rows, evaluation_rows))
+    return checks
+
+
+def split_checks_pass(records: list[dict[str, Any]]) -> bool:
+    return all(
+        record.get("groups_shared", 0) == 0 and record.get("fit_before_evaluation", True)
+        for record in records
+    )
+
+
 def audit_leakage(
     final_model: Pipeline,
     X_train: pd.DataFrame,
@@ -123,18 +165,25 @@ def audit_leakage(
     X_test: pd.DataFrame,
     folds: BaseCrossValidator,
     X_threshold_fit: pd.DataFrame | None = None,
+    *,
+    groups: pd.Series | None = None,
+    times: pd.Series | None = None,
 ) -> dict[str, Any]:
-    """Re-fit the selected candidate's data steps per fold and report what every fitted step saw."""
+    """Re-fit the selected candidate's data steps per fold and report what every fitted step saw
+    (and, for a split by groups or time, the groups shared and the time order per fold)."""
     refits = fit_data_steps(final_model, X_train, y_train, folds)
     test_rows = X_test.index
     folds_report = [
-        fold_record(
-            model,
-            X_train.iloc[train],
-            X_train.index[validation],
-            test_rows,
-            y_train.iloc[validation],
-        )
+        {
+            **fold_record(
+                model,
+                X_train.iloc[train],
+                X_train.index[validation],
+                test_rows,
+                y_train.iloc[validation],
+            ),
+            **split_checks(groups, times, X_train.index[train], X_train.index[validation]),
+        }
         for model, train, validation in refits
     ]
     final_seen = final_model.named_steps[INPUT_AUDIT]
@@ -159,12 +208,18 @@ def audit_leakage(
     leaks = [f["validation_rows_in_fit"] for f in folds_report]
     leaks += [f["test_rows_in_fit"] for f in folds_report]
     leaks += [final["test_rows_in_fit"], threshold["test_rows_in_fit"] if threshold else 0]
+    test_set = {
+        "rows": len(test_rows),
+        "fingerprint": rows_fingerprint(X_test),
+        **split_checks(groups, times, X_train.index, test_rows),
+    }
     return {
-        "test_set": {"rows": len(test_rows), "fingerprint": rows_fingerprint(X_test)},
+        "test_set": test_set,
         "cv_folds": folds_report,
         "final_refit": final,
         "threshold": threshold,
         "checked": all(value >= 0 for value in leaks),
         "no_leakage_found": all(value == 0 for value in leaks)
-        and all(f["fit_rows_equal_train_fold"] for f in folds_report),
+        and all(f["fit_rows_equal_train_fold"] for f in folds_report)
+        and split_checks_pass([*folds_report, test_set]),
     }

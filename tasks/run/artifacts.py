@@ -108,6 +108,17 @@ def publish_report_link(report_url: str, run_dir: Path) -> None:
     )
 
 
+def drift_key(dataset: str) -> str:
+    """`drift-<dataset>`, spelled as Prefect keys must be (lowercase letters, digits, '-')."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", dataset.lower()).strip("-")
+    return f"drift-{slug or 'dataset'}"
+
+
+def publish_drift(rows: list[dict[str, Any]], summary: str, dataset: str) -> None:
+    """The drift table, drifted columns first (the sentence says what it was compared with)."""
+    create_table_artifact(key=drift_key(dataset), table=rows, description=f"{dataset}: {summary}")
+
+
 def publish_validation_failures(failure_cases: pd.DataFrame, source: str) -> None:
     shown = failure_cases.head(MAX_FAILURE_ROWS).astype(str)
     create_table_artifact(

@@ -34,6 +34,7 @@ from tasks.model_selection.search import FamilyResult, SelectionChoice
 from tasks.run.model_io import MODEL_FILE_NAME, input_columns, model_card, save_model, signed_card
 from tasks.run.plots import (
     write_classification_plots,
+    write_drift_plot,
     write_explanation_plots,
     write_regression_plots,
 )
@@ -96,6 +97,7 @@ def build_metrics(
     cv_note: str | None,
     explanations: dict[str, Any],
     no_leakage_found: bool,
+    diagnostics: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """metrics.json: what was compared, what won and why, and how it scored on the test set."""
     return {
@@ -123,6 +125,7 @@ def build_metrics(
         "test_metrics": test_metrics,
         "calibration_and_importance": explanations,
         "leakage_audit": {"no_leakage_found": no_leakage_found, "details": "leakage_audit.json"},
+        **({"diagnostics": diagnostics} if diagnostics is not None else {}),
     }
 
 
@@ -147,6 +150,8 @@ class TrainingOutputs:
     audit: dict[str, Any]
     explanations: Explanations
     leaderboard: list[dict[str, Any]]
+    # Against the champion's training rows; None when the dataset had no champion.
+    drift: dict[str, Any] | None = None
 
 
 def error_text(error: BaseException) -> str:
@@ -273,7 +278,7 @@ class RunWriter:
         """Every file of a training run, the manifest last; then the directory goes in place."""
         self.write_schema()
         self.plots = write_training_files(self.run, outputs)
-        summarised = {**outputs.metrics, "champion": outputs.champion}
+        summarised = {**outputs.metrics, "champion": outputs.champion, "drift": outputs.drift}
         self.manifest.update(
             status="completed",
             champion=outputs.champion,
@@ -370,6 +375,8 @@ def write_training_files(run: RunDir, outputs: TrainingOutputs) -> dict[str, Pat
     )
     write_json(run.path("metrics.json"), metrics)
     write_json(run.path("leakage_audit.json"), outputs.audit)
+    if outputs.drift is not None:
+        write_json(run.path("drift.json"), outputs.drift)
     families = [{**family_summary(r), "candidates": r.candidates} for r in outputs.results]
     cv_results = cv_results_frame(families)
     cv_results.to_csv(run.path("cv_results.csv"), index=False)
@@ -408,6 +415,8 @@ def write_training_files(run: RunDir, outputs: TrainingOutputs) -> dict[str, Pat
             positive_label=profile.positive_label,
         )
     )
+    if outputs.drift is not None and outputs.drift.get("columns"):
+        plots["drift"] = write_drift_plot(run.path("plots", "drift.png"), outputs.drift)
     write_model(run, outputs)
     return plots
 

@@ -13,6 +13,8 @@ from matplotlib.figure import Figure
 from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
+from tasks.evaluation.drift import drift_scores
+
 # Sharp enough to read on a laptop screen and still small (about 40-120 kB): they are inlined in
 # the report and in Prefect markdown artifacts (the UI shows data-URI images up to about 1 MB).
 FIGURE_SIZE = (5.5, 4.2)
@@ -311,3 +313,20 @@ def write_explanation_plots(
             lambda ax: draw_calibration(ax, y_test, probabilities, curve_classes),
         )
     return plots
+
+
+def draw_drift(ax: Axes, scores: pd.Series) -> None:
+    """Per column, the drift score (1 = its method's threshold); drifted columns in red."""
+    shown = scores.fillna(0.0).sort_values().tail(25)
+    colours = ["#c0392b" if value >= 1 else "#7f8c8d" for value in shown]
+    ax.barh([str(name) for name in shown.index], shown.to_numpy(), color=colours)
+    ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
+    ax.set_xscale("symlog", linthresh=1.0)  # a strong drift must not flatten the others
+    ax.set_xlabel("drift score (1 = threshold; log scale above 1)")
+    ax.set_title("Drift against the champion's training rows")
+
+
+def write_drift_plot(path: Path, drift: dict[str, Any]) -> Path:
+    scores = drift_scores(drift)
+    height = max(FIGURE_SIZE[1], 0.25 * min(len(scores), 25) + 1.5)
+    return save_figure(path, lambda ax: draw_drift(ax, scores), size=(FIGURE_SIZE[0], height))

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.evaluation.drift import drift_table
 from tasks.evaluation.metrics import headline_metrics
 
 REPORT_BASE_URL_VARIABLE = "TABPIPE_REPORT_BASE_URL"
@@ -74,6 +75,43 @@ def leakage_line(metrics: dict[str, Any]) -> str:
     return "LEAKAGE AUDIT FAILED or incomplete: see leakage_audit.json"
 
 
+def flagged_diagnostics(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The diagnostics that need a reader's attention (fail, then warn)."""
+    return [d for d in metrics.get("diagnostics", []) if d["severity"] in ("fail", "warn")]
+
+
+def diagnostic_line(record: dict[str, Any]) -> str:
+    return f"{record['severity'].upper()} {record['code']}: {record['message']}"
+
+
+def diagnostics_markdown(metrics: dict[str, Any]) -> list[str]:
+    """The run summary's diagnostics: each fail and warning on one line (all in metrics.json)."""
+    if "diagnostics" not in metrics:
+        return []
+    flagged = flagged_diagnostics(metrics)
+    lines = ["## Diagnostics", ""]
+    lines += [f"- **{d['severity']}** `{d['code']}`: {d['message']}" for d in flagged]
+    if not flagged:
+        lines.append(f"- all {len(metrics['diagnostics'])} checks passed (metrics.json)")
+    return [*lines, ""]
+
+
+def diagnostics_html(metrics: dict[str, Any]) -> str:
+    """Every diagnostic with its severity and evidence, fails and warnings first."""
+    if "diagnostics" not in metrics:
+        return ""
+    rows = [
+        {
+            "severity": d["severity"],
+            "code": d["code"],
+            "message": d["message"],
+            "evidence": ", ".join(f"{k}={v}" for k, v in d.get("evidence", {}).items()),
+        }
+        for d in metrics["diagnostics"]
+    ]
+    return f'<h2>Diagnostics</h2><div id="diagnostics">{html_table(rows)}</div>'
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
@@ -132,6 +170,7 @@ def run_summary_markdown(
         f"- leakage audit: {leakage_line(metrics)}",
         f"- run directory: `{run_path}`",
         "",
+        *diagnostics_markdown(metrics),
         f"## Test metrics{positive_class_text(metrics)}",
         "",
         markdown_table(metric_rows(metrics["test_metrics"])),
@@ -139,6 +178,7 @@ def run_summary_markdown(
         *(f"- {fact}" for fact in quality_facts(metrics)),
         "",
         *champion_markdown(metrics.get("champion")),
+        *([f"## Drift\n\n{drift_summary(metrics['drift'])}\n"] if metrics.get("drift") else []),
     ]
     for name in inline_plots:
         if name in plots:
@@ -209,6 +249,32 @@ def champion_html(decision: dict[str, Any] | None) -> str:
     )
 
 
+def drift_summary(drift: dict[str, Any]) -> str:
+    """One sentence: compared or skipped, and what drifted."""
+    if drift.get("status") != "compared":
+        return f"Drift not measured: {drift.get('note', 'no reference')}"
+    drifted = drift.get("drifted_columns", [])
+    target = drift.get("target") or {}
+    parts = [
+        f"{len(drifted)} of {len(drift.get('columns', []))} columns drifted "
+        f"(share {format_value(drift.get('share_drifted'), '.2f')})"
+        + (f": {', '.join(drifted[:10])}" if drifted else ""),
+        "the target drifted" if target.get("drifted") else "the target did not drift",
+    ]
+    return (
+        f"Against champion {drift.get('champion_run_id')}'s training rows: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def drift_html(drift: dict[str, Any] | None) -> str:
+    if not drift:
+        return ""
+    table = html_table(drift_table(drift)) if drift.get("columns") else ""
+    return f'<h2>Drift</h2><p id="drift">{html.escape(drift_summary(drift))}</p>{table}'
+
+
 def report_url(run_dir: Path) -> str:
     """Where a browser opens the report: the `tabpipe api` URL when TABPIPE_REPORT_BASE_URL is
     set (the Prefect UI cannot open file:// links), else the file itself."""
@@ -261,6 +327,7 @@ def report_html(
 <p>Dataset <b>{html.escape(metrics["dataset"])}</b> ({profile["n_rows"]} labelled rows,
 target <code>{html.escape(metrics["target"])}</code>, task {metrics["task"]}).
 Validation: <b>{html.escape(manifest.get("validation", {}).get("status", "passed"))}</b>.</p>
+{diagnostics_html(metrics)}
 <h2>Best model: <span id="best-model">{html.escape(best["family"])}</span></h2>
 <p>Selection metric <b>{metrics["selection_metric"]}</b>: {html.escape(metrics["selection_reason"])}
 CV score {format_value(best["cv_score"])}.</p>
@@ -270,6 +337,7 @@ Leakage audit: {html.escape(leakage_line(metrics))}.</p>
 <div id="test-metrics">{html_table(metric_rows(metrics["test_metrics"]))}</div>
 <ul id="quality">{facts}</ul>
 {champion_html(metrics.get("champion"))}
+{drift_html(metrics.get("drift"))}
 <h2>Leaderboard</h2>
 {html_table(leaderboard)}
 <h2>Dataset profile</h2>

@@ -48,17 +48,21 @@ def resamples_for(n_rows: int, requested: int) -> int:
     return max(MIN_BOOTSTRAP, min(requested, MAX_RESAMPLED_ROWS // max(n_rows, 1)))
 
 
-def bootstrap_weight_blocks(n_rows: int, n_boot: int, seed: int) -> list[np.ndarray]:
+def bootstrap_weight_blocks(
+    n_rows: int, n_boot: int, seed: int, groups: np.ndarray | None = None
+) -> list[np.ndarray]:
     """Resample counts per row, (resamples, rows), in blocks that fit in memory; seeded.
-    float32 holds the counts exactly (they never exceed n_rows) at half the memory."""
+    float32 holds the counts exactly (they never exceed n_rows) at half the memory.
+    With groups (split.groups), whole groups are drawn: a row counts as often as its group."""
     rng = np.random.default_rng(seed)
+    codes = None if groups is None else pd.factorize(groups)[0]
+    n_units = n_rows if codes is None else int(codes.max()) + 1
     per_block = max(1, BLOCK_CELLS // max(n_rows, 1))
     blocks = []
     for start in range(0, n_boot, per_block):
-        drawn = rng.integers(0, n_rows, size=(min(per_block, n_boot - start), n_rows))
-        blocks.append(
-            np.stack([np.bincount(row, minlength=n_rows) for row in drawn]).astype(np.float32)
-        )
+        drawn = rng.integers(0, n_units, size=(min(per_block, n_boot - start), n_units))
+        counts = np.stack([np.bincount(row, minlength=n_units) for row in drawn])
+        blocks.append((counts if codes is None else counts[:, codes]).astype(np.float32))
     return blocks
 
 
@@ -157,14 +161,19 @@ def metric_function(
 
 
 def paired_bootstrap(
-    score_new: ScoreFunction, score_champion: ScoreFunction, n_rows: int, n_boot: int, seed: int
+    score_new: ScoreFunction,
+    score_champion: ScoreFunction,
+    n_rows: int,
+    n_boot: int,
+    seed: int,
+    groups: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Observed scores, their difference, and the percentile interval of the difference."""
+    """Observed scores, their difference, and the percentile interval of the difference
+    (resampling whole groups when given)."""
     observed = np.ones((1, n_rows))
     new, champion = float(score_new(observed)[0]), float(score_champion(observed)[0])
-    differences = np.concatenate(
-        [score_new(w) - score_champion(w) for w in bootstrap_weight_blocks(n_rows, n_boot, seed)]
-    )
+    blocks = bootstrap_weight_blocks(n_rows, n_boot, seed, groups)
+    differences = np.concatenate([score_new(w) - score_champion(w) for w in blocks])
     valid = differences[np.isfinite(differences)]
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(valid, [tail, 100 - tail]) if valid.size else (np.nan, np.nan)
@@ -179,6 +188,7 @@ def paired_bootstrap(
         "n_valid_resamples": int(valid.size),
         "n_rows": n_rows,
         "seed": seed,
+        **({"resampled": "groups"} if groups is not None else {}),
     }
 
 
@@ -202,6 +212,8 @@ def split_note(champion_dir: Path, split_key: dict[str, Any]) -> str | None:
         "data_sha256": (manifest.get("data") or {}).get("sha256"),
         "seed": manifest.get("seed"),
         "test_size": (config.get("split") or {}).get("test_size"),
+        "split_groups": (config.get("split") or {}).get("groups"),
+        "split_time": (config.get("split") or {}).get("time"),
     }
     differing = [name for name, value in split_key.items() if champion_key.get(name) != value]
     if not differing:
@@ -222,9 +234,11 @@ def judge_against_champion(
     seed: int,
     split_key: dict[str, Any] | None = None,
     n_boot: int = N_BOOTSTRAP,
+    groups: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The champion decision for a new run (applied to the registry by record_champion).
-    split_key (data_sha256, seed, test_size) lets the decision say when the splits differ."""
+    split_key (data_sha256, seed, test_size) lets the decision say when the splits differ;
+    groups (of the test rows, under split.groups) make the bootstrap resample whole groups."""
     metric = metrics["selection_metric"]
     decision: dict[str, Any] = {"dataset": dataset, "run_id": run_id, "metric": metric}
     try:
@@ -275,7 +289,7 @@ def judge_against_champion(
             "reason": f"could not compare with champion '{champion}': {error}",
         }
     comparison = paired_bootstrap(
-        score_new, score_champion, len(y_true), resamples_for(len(y_true), n_boot), seed
+        score_new, score_champion, len(y_true), resamples_for(len(y_true), n_boot), seed, groups
     )
     becomes, outcome, reason = outcome_of(comparison)
     note = split_note(runs_dir / champion, split_key) if split_key else None
