@@ -61,7 +61,7 @@ def group_score(series: pd.Series) -> float:
     values = series.dropna()
     if len(values) < 2 * MIN_GROUPS or not whole_numbers_or_labels(values):
         return 0.0
-    if pd.api.types.is_datetime64_any_dtype(values):
+    if looks_like_dates(values):  # repeated dates order rows; they are not groups
         return 0.0
     distinct = values.nunique()
     if distinct < MIN_GROUPS or len(values) / distinct < MIN_ROWS_PER_GROUP:

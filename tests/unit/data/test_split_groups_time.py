@@ -168,7 +168,11 @@ def test_detectors_find_group_and_date_columns_and_ignore_plain_ones() -> None:
     frame["colour"] = np.where(frame.index % 2 == 0, "red", "blue")
     assert likely_group_column(frame, exclude=("label",)) == "patient_id"
     assert likely_time_column(frame) == "visit_date"
-    plain = frame.drop(columns=["patient_id", "visit_date"])
+    frame["birth_date"] = pd.date_range("2020-01-01", periods=60).astype(str)[
+        np.arange(len(frame)) % 60
+    ]  # repeated dates: a time column, never a group key
+    assert likely_group_column(frame.drop(columns="patient_id"), exclude=("label",)) is None
+    plain = frame.drop(columns=["patient_id", "visit_date", "birth_date"])
     assert likely_group_column(plain, exclude=("label",)) is None
     assert likely_time_column(plain) is None
 
