@@ -141,6 +141,8 @@ def check_form_parameters(params: TrainParameters, roots: list[Path]) -> None:
 
 
 def running_from_deployment() -> bool:
+    if "prefect" not in sys.modules:  # the CLI checking before Prefect starts: no deployment
+        return False
     from prefect.runtime import deployment
 
     return deployment.id is not None
