@@ -107,3 +107,17 @@ def test_history_lists_a_datasets_completed_runs_newest_first_with_intervals(
     assert rows[0]["test metric"] == "accuracy 0.900 [0.800, 0.950]"
     assert rows[1]["test metric"] == "accuracy 0.900"
     assert rows[0]["best family"] == "knn"
+
+
+def test_progress_names_the_stage_and_counts_families() -> None:
+    import logging
+
+    def record(**extra: object) -> logging.LogRecord:
+        made = logging.LogRecord("tabpipe.progress", logging.INFO, "", 0, "", None, None)
+        made.__dict__.update(extra)
+        return made
+
+    assert train_cli.stage_description(record(stage="load")) == ("load the data", 0, None)
+    searching = record(stage="search", done=3, total=6, family="knn")
+    assert train_cli.stage_description(searching) == ("search 3/6 families (last: knn)", 3, 6)
+    assert train_cli.stage_description(record(stage="evaluate"))[0] == "evaluate on the test set"
