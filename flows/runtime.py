@@ -207,7 +207,7 @@ TEST_METRIC_NAMES = {
 
 
 def interval_text(run_dir: Path, metric: str | None, score: float | None) -> str:
-    """`f1 0.8123 (95% 0.7612 to 0.8588)`: the run's test score of its selection metric."""
+    """`f1 0.812 [0.761, 0.859]`: the run's test score of its selection metric, 95% interval."""
     import json
 
     if metric is None or score is None:
@@ -215,13 +215,13 @@ def interval_text(run_dir: Path, metric: str | None, score: float | None) -> str
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return f"{metric} {score:.4f}"
+        return f"{metric} {score:.3f}"
     intervals = metrics.get("test_metrics", {}).get("intervals", {}).get("metrics", {})
     interval = intervals.get(TEST_METRIC_NAMES.get(metric, metric)) or {}
     low, high = interval.get("low"), interval.get("high")
     if low is None or high is None:
-        return f"{metric} {score:.4f}"
-    return f"{metric} {score:.4f} (95% {low:.4f} to {high:.4f})"
+        return f"{metric} {score:.3f}"
+    return f"{metric} {score:.3f} [{low:.3f}, {high:.3f}]"  # narrow: the UI table scrolls
 
 
 def dataset_history(runs_dir: Path, dataset: str) -> list[dict[str, Any]]:

@@ -88,3 +88,36 @@ def test_leaderboard_fits_and_never_breaks_a_word(
     for word in ("learning_rate=0.05", "max_leaf_nodes=15", "rebalance=random_under"):
         assert word in text  # whole, on one line
     assert "model__" not in text  # pipeline prefixes are abbreviated away
+
+
+def test_history_lists_a_datasets_completed_runs_newest_first_with_intervals(
+    tmp_path: Path,
+) -> None:
+    from flows.runtime import dataset_history
+
+    fake_run(tmp_path, "a-10", "penguins")
+    fake_run(tmp_path, "b-11", "hitters")
+    fake_run(tmp_path, "c-12", "penguins")
+    metrics_file = tmp_path / "c-12" / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics["test_metrics"]["intervals"] = {"metrics": {"accuracy": {"low": 0.8, "high": 0.95}}}
+    write_json(metrics_file, metrics)
+    rows = dataset_history(tmp_path, "penguins")
+    assert [row["run"] for row in rows] == ["c-12", "a-10"]
+    assert rows[0]["test metric"] == "accuracy 0.900 [0.800, 0.950]"
+    assert rows[1]["test metric"] == "accuracy 0.900"
+    assert rows[0]["best family"] == "knn"
+
+
+def test_progress_names_the_stage_and_counts_families() -> None:
+    import logging
+
+    def record(**extra: object) -> logging.LogRecord:
+        made = logging.LogRecord("tabpipe.progress", logging.INFO, "", 0, "", None, None)
+        made.__dict__.update(extra)
+        return made
+
+    assert train_cli.stage_description(record(stage="load")) == ("load the data", 0, None)
+    searching = record(stage="search", done=3, total=6, family="knn")
+    assert train_cli.stage_description(searching) == ("search 3/6 families (last: knn)", 3, 6)
+    assert train_cli.stage_description(record(stage="evaluate"))[0] == "evaluate on the test set"
