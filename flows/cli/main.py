@@ -9,6 +9,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from rich.markup import escape
+
 from flows.cli.console import error_console, print_failure_cases
 from flows.cli.contracts import add_init_parser, add_validate_parser
 from flows.cli.metrics import add_metrics_parser
@@ -75,7 +77,10 @@ def run_command(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         if args.debug:
             raise
         print_failure_cases(error)
-        error_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        # The message names the user's columns and files: data, never markup.
+        error_console.print(
+            f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True
+        )
         return USER_ERROR_EXIT
 
 
