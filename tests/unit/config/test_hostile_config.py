@@ -195,7 +195,9 @@ def test_names_with_markup_and_emoji_codes_are_shown_as_written(
     frame = make_frame(40).rename(columns={"x1": odd})
     frame.loc[0, odd] = float("inf")
     frame.to_csv(path, index=False)
-    err = one_error(capsys, ["train", "--data", str(path), "--target", "[/oops] :x:"])
+    clean = tmp_path / "clean.csv"
+    make_frame(40).to_csv(clean, index=False)
+    err = one_error(capsys, ["train", "--data", str(clean), "--target", "[/oops] :x:"])
     assert "Target column '[/oops] :x:' is not in the data." in err
     assert main(["validate", "--data", str(path)]) == 2
     shown = capsys.readouterr().err
