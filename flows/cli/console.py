@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from flows.server import Connection
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
 MAX_FAILURES_SHOWN = 20
 
 console = Console()
-error_console = Console(stderr=True)
+# No emoji codes: a column or file name like ':x:' is shown as written.
+error_console = Console(stderr=True, emoji=False)
 
 
 def print_failure_cases(error: BaseException) -> None:
@@ -30,9 +32,9 @@ def print_failure_cases(error: BaseException) -> None:
     )
     table = Table(title=f"Validation failures ({shown})")
     for column in cases.columns:
-        table.add_column(str(column))
+        table.add_column(Text(str(column)))
     for row in cases.head(MAX_FAILURES_SHOWN).itertuples(index=False):
-        table.add_row(*(str(v) for v in row))
+        table.add_row(*(Text(str(v)) for v in row))  # values are data, never markup
     error_console.print(table)
 
 

@@ -78,7 +78,11 @@ def check_run_completed(run_dir: Path, allow_failed: bool) -> None:
     status = manifest.get("status") if isinstance(manifest, dict) else None
     in_progress = run_dir.name.startswith(".") or run_dir.name.endswith(PARTIAL_SUFFIX)
     if in_progress or (manifest is not None and status != "completed"):
-        state = "is still in progress or was interrupted" if in_progress else f"is {status}"
+        state = (
+            "is still in progress or was interrupted"
+            if in_progress
+            else f"did not complete (status '{status}')"
+        )
         raise ModelIntegrityError(
             f"Run '{run_dir}' {state}, so its model is not used; pass --allow-failed to use "
             "it anyway."

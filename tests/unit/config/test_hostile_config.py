@@ -183,3 +183,23 @@ def test_a_yaml_schema_from_set_is_data(
     schema.write_text("schema_type: dataframe\ncolumns: &c {x1: {dtype: float64}}\nx: *c\n")
     err = one_error(capsys, ["validate", "--data", str(data), "--schema", str(schema)])
     assert f"Schema file '{schema}' is not valid YAML" in err and "aliases" in err
+
+
+def test_names_with_markup_and_emoji_codes_are_shown_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Column names are data: rich markup ('[/b]') or emoji codes (':x:') are neither
+    interpreted (a closing tag used to crash the CLI) nor turned into symbols."""
+    odd = "[/b] :x: <i>"
+    path = tmp_path / "odd.csv"
+    frame = make_frame(40).rename(columns={"x1": odd})
+    frame.loc[0, odd] = float("inf")
+    frame.to_csv(path, index=False)
+    clean = tmp_path / "clean.csv"
+    make_frame(40).to_csv(clean, index=False)
+    err = one_error(capsys, ["train", "--data", str(clean), "--target", "[/oops] :x:"])
+    assert "Target column '[/oops] :x:' is not in the data." in err
+    assert main(["validate", "--data", str(path)]) == 2
+    shown = capsys.readouterr().err
+    assert f"1 infinite value(s) in column(s) '{odd}'" in shown
+    assert f"│ {odd} │" in shown

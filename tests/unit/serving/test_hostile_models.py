@@ -154,7 +154,9 @@ def test_a_failed_runs_model_needs_allow_failed(
     mark_run(run_copy.run_dir, "failed")
     assert predict_cli(run_copy, tmp_path) == 2
     err = capsys.readouterr().err
-    assert "is failed, so its model is not used; pass --allow-failed" in err
+    assert (
+        "did not complete (status 'failed'), so its model is not used; pass --allow-failed" in err
+    )
     assert predict_cli(run_copy, tmp_path, "--allow-failed") == 0
 
 
