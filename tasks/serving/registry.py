@@ -284,16 +284,18 @@ def run_row(run_dir: Path, champions: dict[str, str]) -> dict[str, Any]:
         "test_score": selection_score(metrics) if metrics else None,
         "champion": champions.get(dataset) == run_dir.name,
         "error": manifest.get("error"),
-        "champion_note": champion_note(run_dir),
+        "champion_note": champion_note(run_dir, champions.get(dataset) == run_dir.name),
     }
 
 
-def champion_note(run_dir: Path) -> str | None:
-    """Said of a run whose champion decision never reached the registry (a crash or kill)."""
+def champion_note(run_dir: Path, is_champion: bool) -> str | None:
+    """Said of a run stopped (a crash or kill) before its files said the registry's answer."""
     decision = read_json_or_none(run_dir / "champion.json") or {}
-    if decision.get("registry") == PENDING:
-        return "champion decision never recorded (see `tabpipe runs --check`)"
-    return None
+    if decision.get("registry") != PENDING:
+        return None
+    if is_champion:
+        return "champion.json still says pending (see `tabpipe runs --check`)"
+    return "champion decision never recorded (see `tabpipe runs --check`)"
 
 
 def list_runs(runs_dir: Path) -> list[dict[str, Any]]:

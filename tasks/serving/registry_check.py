@@ -198,6 +198,8 @@ def set_aside(path: Path) -> Path:
 
 def repair_registry(runs_dir: Path) -> list[Finding]:
     """Apply the repairs check_registry proposes, under the registry's lock; returns them."""
+    if not check_registry(runs_dir):
+        return []  # nothing to do (and no lock file made in a runs directory that has none)
     with registry_lock(runs_dir):
         findings = check_registry(runs_dir)
         if not findings:

@@ -152,3 +152,14 @@ def test_the_api_runs_page_says_a_damaged_registry_in_one_sentence(tmp_path: Pat
     (tmp_path / REGISTRY_FILE).write_text('{"champions": {}, "history": "x"}')
     page = runs_index(tmp_path)
     assert f"Registry &#x27;{tmp_path / REGISTRY_FILE}&#x27; is damaged" in page
+
+
+def test_a_run_crowned_but_killed_before_saying_so_is_listed_as_champion(
+    run_copy: TrainedRun,
+) -> None:
+    judged = first_champion(run_copy.run_dir.name)
+    record_champion(run_copy.runs_dir, judged)
+    rewrite_champion_decision(run_copy.run_dir, pending_decision(judged))
+    (row,) = list_runs(run_copy.runs_dir)
+    assert row["champion"] is True  # the registry's word
+    assert "still says pending" in row["champion_note"]
