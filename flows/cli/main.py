@@ -10,8 +10,6 @@ from importlib import metadata
 
 from rich.markup import escape
 
-from rich.markup import escape
-
 from flows.cli.console import error_console, print_failure_cases
 from flows.cli.contracts import add_init_parser, add_validate_parser
 from flows.cli.metrics import add_metrics_parser
