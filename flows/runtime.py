@@ -226,10 +226,15 @@ def interval_text(run_dir: Path, metric: str | None, score: float | None) -> str
 
 def dataset_history(runs_dir: Path, dataset: str) -> list[dict[str, Any]]:
     """The dataset's completed runs, newest first, for the UI's `history-<dataset>` table."""
+    from tasks.errors import RegistryError
     from tasks.serving.registry import list_runs
 
+    try:
+        runs = list_runs(runs_dir)
+    except RegistryError:  # a damaged registry: the run already said so; no history to show
+        return []
     rows = []
-    for row in list_runs(runs_dir):
+    for row in runs:
         if row["dataset"] != dataset or row["status"] != "completed":
             continue
         rows.append(

@@ -217,7 +217,7 @@ def source_of(loc: tuple[Any, ...], source: str, overrides: list[str]) -> str:
     for assignment in reversed(overrides):
         keys = assignment.split("=", 1)[0].strip().split(".")
         if key_path[: len(keys)] == keys or keys[: len(key_path)] == key_path:
-            return f"--set {assignment}"
+            return f"--set {shorten(assignment)[1:-1]}"
     return source
 
 
@@ -246,10 +246,7 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
     keys = key.strip().split(".")
     if not all(part.strip() for part in keys):
         raise ConfigError(f"--set '{shown}' names no key (it must look like key.path=value).")
-    value = parse_yaml(
-        raw_value,
-        f"--set '{shown}' (command line): the value (quote it, e.g. --set 'models=[knn]')",
-    )
+    value = parse_yaml(raw_value, f"--set '{shown}': the value")
     return [part.strip() for part in keys], value
 
 

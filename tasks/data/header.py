@@ -18,7 +18,7 @@ def check_file_access(path: Path) -> None:
     if not path.exists():
         raise DataError(f"Data file '{path}' does not exist.")
     if path.is_dir():
-        raise DataError(f"Data path '{path}' is a directory, not a file.")
+        raise DataError(f"Data file '{path}' is a directory; name a CSV or Parquet file.")
     if not os.access(path, os.R_OK):
         raise DataError(f"Data file '{path}' is not readable (check its permissions).")
     if path.stat().st_size == 0:

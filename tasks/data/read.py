@@ -72,6 +72,8 @@ def read_csv_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
         notes.append(f"'{path.name}' uses {delimiter!r} as delimiter; read it so.")
     try:
         frame = pd.read_csv(path, sep=delimiter, encoding=encoding)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"File '{path}' has no columns (only a byte-order mark?).") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataError(
             f"File '{path}' is not a readable table ({parser_detail(error)})."
@@ -116,7 +118,7 @@ def read_table(path: Path) -> LoadedTable:
     if not path.exists():
         raise DataError(f"Data file '{path}' does not exist.")
     if path.is_dir():
-        raise DataError(f"Data path '{path}' is a directory, not a file.")
+        raise DataError(f"Data file '{path}' is a directory; name a CSV or Parquet file.")
     if path.stat().st_size == 0:
         raise DataError(f"File '{path}' is empty.")
     notes: list[str] = []

@@ -389,7 +389,7 @@ def test_a_read_only_runs_directory_is_one_sentence(
     with read_only_disk(tmp_path / "ro") as read_only:
         assert main(train_cli_on(tmp_path, read_only / "runs")) == USER_ERROR_EXIT
         error = " ".join(capsys.readouterr().err.split())
-        assert f"'{read_only / 'runs'}' is on a read-only file system" in error
+        assert f"'{read_only / 'runs'}' is not writable" in error and "read-only" in error
 
 
 def test_a_disk_that_fills_while_the_run_writes_leaves_nothing_complete(
