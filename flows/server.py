@@ -58,6 +58,14 @@ class ServerState:
     pid: int
     port: int
     home: str
+    # A static file server for the project's runs/, so the UI's report links open over HTTP.
+    reports_pid: int | None = None
+    reports_port: int | None = None
+    reports_dir: str | None = None
+
+    @property
+    def reports_url(self) -> str | None:
+        return f"http://{HOST}:{self.reports_port}" if self.reports_port else None
 
     @property
     def api_url(self) -> str:
@@ -212,15 +220,49 @@ def start_server(home: Path, port: int = DEFAULT_PORT) -> tuple[ServerState, boo
             start_new_session=True,  # a Ctrl-C in this terminal must not stop the server
         )
     wait_until_healthy(process, api_url, log)
-    state = ServerState(pid=process.pid, port=port, home=str(home))
+    reports_dir = home.parent / "runs"
+    reports = start_report_server(reports_dir, log)
+    state = ServerState(
+        pid=process.pid,
+        port=port,
+        home=str(home),
+        reports_pid=reports.pid,
+        reports_port=reports.port,
+        reports_dir=str(reports_dir),
+    )
     state_file(home).write_text(json.dumps(asdict(state)) + "\n", encoding="utf-8")
     return state, True
+
+
+@dataclass(frozen=True)
+class ReportServer:
+    pid: int
+    port: int
+
+
+def start_report_server(runs_dir: Path, log: Path) -> ReportServer:
+    """The standard library's static file server on runs/ (loopback only): browsers refuse the
+    file:// links a Prefect UI would otherwise show for reports."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    port = free_loopback_port()
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(port), "--bind", HOST],
+            cwd=runs_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return ReportServer(process.pid, port)
 
 
 def stop_server(home: Path) -> ServerState | None:
     """Stop the server `tabpipe server start` recorded (by its PID); None if none was running."""
     state = read_state(home)
     if state is not None:
+        if state.reports_pid is not None:
+            stop_pid(state.reports_pid)
         stop_pid(state.pid)
     state_file(home).unlink(missing_ok=True)
     return state
@@ -309,7 +351,7 @@ def prefect_connection(*, temporary_ok: bool = True) -> Iterator[Connection]:
         return
     state = running_server(prefect_home())
     if state is not None:
-        with api_url_set(state.api_url):
+        with api_url_set(state.api_url), reports_served_by(state):
             yield Connection(state.api_url, state.ui_url)
         return
     if not temporary_ok:
@@ -345,3 +387,24 @@ def api_url_set(api_url: str) -> Iterator[None]:
 def flow_run_url(ui_url: str, flow_run_id: str) -> str:
     """The run's page in the Prefect UI (the path Prefect's own "View at" line uses)."""
     return f"{ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
+@contextmanager
+def reports_served_by(state: ServerState) -> Iterator[None]:
+    """Runs written into the served runs/ link their report over HTTP (tasks/run/report.py)."""
+    from tasks.run.report import REPORTS_DIR_VARIABLE, REPORTS_URL_VARIABLE
+
+    if state.reports_url is None or state.reports_dir is None:
+        yield
+        return
+    saved = {key: os.environ.get(key) for key in (REPORTS_URL_VARIABLE, REPORTS_DIR_VARIABLE)}
+    os.environ[REPORTS_URL_VARIABLE] = state.reports_url
+    os.environ[REPORTS_DIR_VARIABLE] = state.reports_dir
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -7,6 +7,7 @@ import html
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -14,6 +15,9 @@ from tasks.evaluation.drift import drift_table
 from tasks.evaluation.metrics import headline_metrics
 
 REPORT_BASE_URL_VARIABLE = "TABPIPE_REPORT_BASE_URL"
+# Set by the CLI while `tabpipe server start`'s report server serves REPORTS_DIR at REPORTS_URL.
+REPORTS_URL_VARIABLE = "TABPIPE_REPORTS_URL"
+REPORTS_DIR_VARIABLE = "TABPIPE_REPORTS_DIR"
 
 
 def leaderboard_rows(families: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -276,11 +280,16 @@ def drift_html(drift: dict[str, Any] | None) -> str:
 
 
 def report_url(run_dir: Path) -> str:
-    """Where a browser opens the report: the `tabpipe api` URL when TABPIPE_REPORT_BASE_URL is
-    set (the Prefect UI cannot open file:// links), else the file itself."""
+    """Where a browser opens the report (the Prefect UI cannot open file:// links): the `tabpipe
+    api` URL when TABPIPE_REPORT_BASE_URL is set, else the project server's report server when
+    it serves this run's folder, else the file itself."""
     base = os.environ.get(REPORT_BASE_URL_VARIABLE, "").rstrip("/")
     if base:
-        return f"{base}/runs/{run_dir.name}/report.html"
+        return f"{base}/runs/{quote(run_dir.name)}/report.html"
+    served_url = os.environ.get(REPORTS_URL_VARIABLE, "").rstrip("/")
+    served_dir = os.environ.get(REPORTS_DIR_VARIABLE)
+    if served_url and served_dir and run_dir.parent.resolve() == Path(served_dir).resolve():
+        return f"{served_url}/{quote(run_dir.name)}/report.html"
     return (run_dir / "report.html").resolve().as_uri()
 
 

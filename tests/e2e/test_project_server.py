@@ -61,8 +61,9 @@ def server(project: Path, env: dict[str, str]) -> Iterator[dict[str, object]]:
         yield state
     finally:
         tabpipe(project, "server", "stop", env=env)
-        if state and psutil.pid_exists(int(state["pid"])):  # the test's own server, by its PID
-            psutil.Process(int(state["pid"])).kill()
+        for key in ("pid", "reports_pid"):  # the test's own servers, by their PIDs
+            if state.get(key) and psutil.pid_exists(int(state[key])):
+                psutil.Process(int(state[key])).kill()
 
 
 def test_runs_report_to_the_project_server_and_print_their_page(
@@ -88,9 +89,26 @@ def test_runs_report_to_the_project_server_and_print_their_page(
     page = httpx.get(link.group(0).split(": ", 1)[1], headers={"Accept": "text/html"}, timeout=10)
     assert page.status_code == 200 and "<html" in page.text
 
+    # The UI's report link opens over HTTP (browsers refuse file:// links from a page).
+    (run,) = [d for d in (project / "runs").iterdir() if d.is_dir() and d.name[0] != "."]
+    reports_pid, reports_port = int(server["reports_pid"]), int(server["reports_port"])  # type: ignore[call-overload]
+    report_url = f"http://127.0.0.1:{reports_port}/{run.name}/report.html"
+    report = httpx.get(report_url, timeout=10)
+    assert report.status_code == 200 and "<html" in report.text.lower()
+    links = httpx.post(
+        f"http://127.0.0.1:{port}/api/artifacts/filter",
+        json={"artifacts": {"type": {"any_": ["link"]}}},
+        timeout=10,
+    ).json()
+    assert any(report_url in str(artifact.get("data")) for artifact in links), links
+
     stopped = tabpipe(project, "server", "stop", env=env)
     assert stopped.returncode == 0 and f"PID {pid}" in stopped.stdout
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    for stopped_pid in (pid, reports_pid):
+        assert (
+            not psutil.pid_exists(stopped_pid)
+            or psutil.Process(stopped_pid).status() == psutil.STATUS_ZOMBIE
+        )
     assert tabpipe(project, "server", "status", env=env).returncode == 1
 
 
