@@ -1,0 +1,314 @@
+"""Prepare each fold once: the data steps every candidate shares are fitted once per fold.
+
+GridSearchCV refits the whole pipeline for every candidate, so the same imputer and encoder are
+fitted on the same training fold once per candidate of every family. Here a candidate's pipeline
+is cut in two: its *preparation* (the leading steps that no candidate parameter changes and that
+resample nothing: imputation, and encoding/scaling when no sampler comes before it) and the *rest*
+(the sampler, if any, and the model). Each distinct preparation is fitted once per fold on that
+fold's training rows only, every training row is transformed with it, and every candidate that
+shares it fits its rest on the fold's prepared training rows and is scored on the fold's prepared
+validation rows. Transforming is row by row, so the scores equal GridSearchCV's to the last bit.
+
+The preparations live in a `FoldPreparations` store that concurrent families share (one lock per
+preparation and fold), and each prepared fold keeps a record of the rows its fit saw, which the
+leakage audit checks against the fold (tasks/model_selection/audit.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from imblearn.pipeline import Pipeline
+from sklearn.base import clone
+
+from tasks.model_selection.audit import INPUT_AUDIT, FitAudit
+from tasks.model_selection.budget import REFIT_MARGIN, SearchBudget
+
+PASSTHROUGH = ("passthrough", None)
+
+
+@dataclass
+class PreparedFold:
+    """One fold's fitted preparation and every training row transformed by it."""
+
+    fold: int
+    train: np.ndarray
+    validation: np.ndarray
+    preparation: Pipeline
+    data: Any  # all training rows; the rows in `validation` were only transformed, never fitted
+    fit_seconds: float
+
+
+@dataclass
+class PreparationRecord:
+    """What one shared preparation's fit saw on one fold (the audit computes overlaps from it)."""
+
+    key: str
+    steps: list[str]
+    fold: int
+    rows: int
+    fingerprint: str
+    row_index: np.ndarray | None
+    fit_seconds: float
+    candidates: int = 0  # how many candidate fits reused this fitted preparation
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "preparation": self.key,
+            "steps": self.steps,
+            "fold": self.fold,
+            "rows": self.rows,
+            "fingerprint": self.fingerprint,
+            "candidates_reusing": self.candidates,
+        }
+
+
+def is_sampler(step: Any) -> bool:
+    return hasattr(step, "fit_resample")
+
+
+def preparation_length(pipeline: Pipeline, params: dict[str, Any]) -> int:
+    """How many leading steps a candidate shares with every other: the steps before the first
+    one its parameters change, the first sampler, and the final estimator."""
+    changed = {key.split("__", 1)[0] for key in params if "__" in key}
+    replaced = {key for key, value in params.items() if "__" not in key}
+    for position, (name, step) in enumerate(pipeline.steps[:-1]):
+        current = params[name] if name in replaced else step
+        if name in changed or is_sampler(current):
+            return position
+        if name in replaced and not (current in PASSTHROUGH and step in PASSTHROUGH):
+            return position
+    return len(pipeline.steps) - 1
+
+
+def preparation_key(preparation: Pipeline) -> str:
+    """Equal for preparations built with equal steps and parameters (shared across families)."""
+    return str(joblib.hash(preparation))[:12]
+
+
+def take_rows(data: Any, rows: np.ndarray) -> Any:
+    return data.iloc[rows] if isinstance(data, pd.DataFrame | pd.Series) else data[rows]
+
+
+def fit_preparation(
+    preparation: Pipeline, X: pd.DataFrame, y: pd.Series, train: np.ndarray
+) -> tuple[Pipeline, Any, float]:
+    """Fit on the fold's training rows only; transform every training row with the result."""
+    started = time.perf_counter()
+    fitted = clone(preparation).fit(X.iloc[train], y.iloc[train])
+    seconds = time.perf_counter() - started
+    return fitted, fitted.transform(X), seconds
+
+
+def audit_of(preparation: Pipeline) -> FitAudit | None:
+    step = dict(preparation.steps).get(INPUT_AUDIT)
+    return step if isinstance(step, FitAudit) else None
+
+
+class FoldPreparations:
+    """Fitted preparations per (preparation, fold), shared by the families of one search.
+
+    Thread-safe: concurrent families ask for the same preparation, one fits it, the others wait
+    and reuse it. Pickling (a Dask worker) sends an empty store: each remote family prepares its
+    own folds once, and its records travel back in its result."""
+
+    def __init__(self, n_jobs: int = 1) -> None:
+        self.n_jobs = n_jobs
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[str, int], threading.Lock] = {}
+        self._folds: dict[tuple[str, int], PreparedFold] = {}
+        self.records: dict[tuple[str, int], PreparationRecord] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"n_jobs": self.n_jobs}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["n_jobs"])  # type: ignore[misc]
+
+    def prepared_folds(
+        self,
+        preparation: Pipeline,
+        X: pd.DataFrame,
+        y: pd.Series,
+        splits: list[tuple[np.ndarray, np.ndarray]],
+    ) -> list[PreparedFold]:
+        """Every fold prepared with `preparation`, fitting only the folds not prepared yet."""
+        key = preparation_key(preparation)
+        with self._lock:
+            locks = [
+                self._key_locks.setdefault((key, k), threading.Lock()) for k in range(len(splits))
+            ]
+        for lock in locks:
+            lock.acquire()
+        try:
+            missing = [k for k in range(len(splits)) if (key, k) not in self._folds]
+            fitted = joblib.Parallel(n_jobs=min(self.n_jobs, max(len(missing), 1)))(
+                joblib.delayed(fit_preparation)(preparation, X, y, splits[k][0]) for k in missing
+            )
+            for k, (model, data, seconds) in zip(missing, fitted, strict=True):
+                train, validation = splits[k]
+                self._folds[(key, k)] = PreparedFold(k, train, validation, model, data, seconds)
+                self.records[(key, k)] = record_of(key, model, k, seconds)
+            return [self._folds[(key, k)] for k in range(len(splits))]
+        finally:
+            for lock in locks:
+                lock.release()
+
+    def count_reuse(self, key: str, fold: int, candidates: int) -> None:
+        with self._lock:
+            self.records[(key, fold)].candidates += candidates
+
+    def release_data(self) -> None:
+        """Drop the prepared matrices (the records stay for the audit)."""
+        with self._lock:
+            self._folds.clear()
+
+
+def record_of(key: str, fitted: Pipeline, fold: int, seconds: float) -> PreparationRecord:
+    audit = audit_of(fitted)
+    return PreparationRecord(
+        key=key,
+        steps=[name for name, _ in fitted.steps],
+        fold=fold,
+        rows=audit.n_rows_ if audit else -1,
+        fingerprint=audit.fingerprint_ if audit else "",
+        row_index=audit.row_index_ if audit else None,
+        fit_seconds=seconds,
+    )
+
+
+@dataclass
+class CandidateScore:
+    """One candidate on one fold."""
+
+    candidate: int
+    fold: int
+    score: float
+    fit_seconds: float
+    error: str | None = None
+
+
+@dataclass
+class PreparedSearchResult:
+    """Like GridSearchCV's cv_results_ (params, mean/std test score, mean fit time)."""
+
+    params: list[dict[str, Any]]
+    scores: np.ndarray  # candidates x folds, NaN where a fit failed
+    fit_seconds: np.ndarray
+    errors: list[str] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    preparations: list[tuple[str, int]] = field(default_factory=list)  # (key, fold) used
+
+    def cv_results(self) -> dict[str, Any]:
+        with np.errstate(invalid="ignore"):
+            return {
+                "params": self.params,
+                "mean_test_score": self.scores.mean(axis=1),
+                "std_test_score": self.scores.std(axis=1),
+                "mean_fit_time": self.fit_seconds.mean(axis=1),
+            }
+
+    def best_index(self) -> int | None:
+        """The highest mean score, the first on ties (as GridSearchCV ranks); None if all failed."""
+        means = self.cv_results()["mean_test_score"]
+        if np.all(np.isnan(means)):
+            return None
+        return int(np.argmax(np.where(np.isnan(means), -np.inf, means)))
+
+
+def fit_and_score(
+    rest: Pipeline, fold: PreparedFold, y: pd.Series, scorer: Any, candidate: int
+) -> CandidateScore:
+    """Fit the candidate's rest on the fold's prepared training rows; score its validation rows."""
+    started = time.perf_counter()
+    try:
+        fitted = clone(rest).fit(take_rows(fold.data, fold.train), y.iloc[fold.train])
+        seconds = time.perf_counter() - started
+        score = scorer(fitted, take_rows(fold.data, fold.validation), y.iloc[fold.validation])
+    except Exception as error:  # recorded as NaN like GridSearchCV's error_score=np.nan
+        return CandidateScore(
+            candidate,
+            fold.fold,
+            np.nan,
+            time.perf_counter() - started,
+            f"{type(error).__name__}: {error}",
+        )
+    return CandidateScore(candidate, fold.fold, float(score), seconds)
+
+
+def candidate_preparation(pipeline: Pipeline, params: dict[str, Any]) -> tuple[Pipeline, Pipeline]:
+    """A candidate's pipeline cut into its shared preparation and the rest it fits itself."""
+    candidate = clone(pipeline).set_params(**params)
+    length = preparation_length(pipeline, params)
+    return candidate[:length], candidate[length:]
+
+
+def search_prepared(
+    pipeline: Pipeline,
+    candidates: list[dict[str, Any]],
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    scorer: Any,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    n_jobs: int,
+    store: FoldPreparations,
+    budget: SearchBudget | None = None,
+) -> PreparedSearchResult:
+    """Cross-validate candidates on folds prepared once. Without a budget every candidate and
+    fold goes to one parallel batch; with one, candidates run in batches of `n_jobs` and a batch
+    starts only if it fits in what is left (see tasks/model_selection/budget.py)."""
+    cut = [candidate_preparation(pipeline, params) for params in candidates]
+    n_folds = len(splits)
+    scores = np.full((len(candidates), n_folds), np.nan)
+    seconds = np.zeros((len(candidates), n_folds))
+    errors: list[str] = []
+    batch_size = len(candidates) if budget is None else max(n_jobs, 1)
+    last_batch_wall: float | None = None
+    slowest_fold_fit = 0.0
+    tried = 0
+    used: list[tuple[str, int]] = []
+    while tried < len(candidates):
+        batch = list(range(tried, min(tried + batch_size, len(candidates))))
+        if budget is not None and not budget.allows(
+            last_batch_wall, slowest_fold_fit * REFIT_MARGIN
+        ):
+            break
+        started = time.perf_counter()
+        prepared = {i: store.prepared_folds(cut[i][0], X, y, splits) for i in batch}
+        outcomes = joblib.Parallel(n_jobs=n_jobs)(
+            joblib.delayed(fit_and_score)(cut[i][1], fold, y, scorer, i)
+            for i in batch
+            for fold in prepared[i]
+        )
+        for outcome in outcomes:
+            scores[outcome.candidate, outcome.fold] = outcome.score
+            seconds[outcome.candidate, outcome.fold] = outcome.fit_seconds
+            if outcome.error:
+                errors.append(outcome.error)
+        for i in batch:
+            key = preparation_key(cut[i][0])
+            for fold in prepared[i]:
+                store.count_reuse(key, fold.fold, 1)
+                if (key, fold.fold) not in used:
+                    used.append((key, fold.fold))
+        last_batch_wall = time.perf_counter() - started
+        slowest_fold_fit = max(slowest_fold_fit, float(seconds[batch].max()))
+        if budget is not None and not np.all(np.isnan(scores[batch])):
+            budget.mark_scored()
+        tried = batch[-1] + 1
+    skipped = [candidates[i] for i in range(tried, len(candidates))]
+    return PreparedSearchResult(
+        params=candidates[:tried],
+        scores=scores[:tried],
+        fit_seconds=seconds[:tried],
+        errors=errors,
+        skipped=skipped,
+        preparations=used,
+    )
