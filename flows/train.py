@@ -22,7 +22,9 @@ from flows.runtime import (
 from tasks.config import RunConfig
 from tasks.data.profile import profile_summary
 from tasks.data.split import DataSplit, make_folds
+from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
 from tasks.model_selection.pipeline import choose_families
+from tasks.model_selection.prepared import FoldPreparations, PreparationRecord
 from tasks.model_selection.search import (
     FamilyResult,
     build_scorer,
@@ -60,22 +62,46 @@ SUMMARY_PLOTS = ("confusion_matrix", "roc", "precision_recall", "predicted_vs_ac
 def search_all_families(
     families: list[str], split: DataSplit, profile: Any, config: RunConfig, metric: str, folds: Any
 ) -> list[FamilyResult]:
-    """One concurrent task per family; the progress bar moves as each one finishes."""
+    """One concurrent task per family; the progress bar moves as each one finishes. The families
+    share their fold preparations (each fitted once per fold) and, when set, the time budget,
+    which starts them in order of expected value per second."""
     cores = config.n_jobs or available_cores()
     _, threads_per_family = parallel_plan(len(families), cores)
     # Starting a pool of worker processes costs ~3 s: small data runs its CV in the task threads.
     cv_jobs = cores if len(split.y_train) >= PROCESS_POOL_MIN_ROWS else 1
     progress = SearchProgress(len(families), config.dataset_name)
+    preparations = FoldPreparations(cv_jobs)
+    budget = None
+    order = families
+    if config.search.time_budget is not None:
+        budget = SearchBudget(config.search.time_budget)
+        order = by_expected_value_per_second(families)
     with threadpool_limits(limits=threads_per_family):
-        futures = [
-            search_model_family.submit(
-                family, split, profile, config, metric, folds, cv_jobs, threads_per_family
+        futures = {
+            family: search_model_family.submit(
+                family,
+                split,
+                profile,
+                config,
+                metric,
+                folds,
+                cv_jobs,
+                threads_per_family,
+                preparations,
+                budget,
             )
-            for family in families
-        ]
-        for future in as_completed(futures):
+            for family in order
+        }
+        for future in as_completed(list(futures.values())):
             progress.advance(future.result().family)
-    return [future.result() for future in futures]
+    preparations.release_data()  # the prepared matrices; the audit needs only the records
+    return [futures[family].result() for family in families]
+
+
+def shared_preparations(results: list[FamilyResult]) -> list[PreparationRecord]:
+    """Every fold preparation the families fitted, once each (families share them)."""
+    unique = {(r.key, r.fold): r for result in results for r in result.preparations}
+    return list(unique.values())
 
 
 @flow(
@@ -111,7 +137,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         clock.lap("search")
         model, threshold = finalise_model(best, split, profile, config, folds)
         predictions, test_metrics = evaluate_model(model, split, profile, threshold, config.seed)
-        audit = audit_run(model, split, folds, tuned=threshold is not None)
+        audit = audit_run(model, split, folds, threshold is not None, shared_preparations(results))
         explanations = explain_model(model, split, predictions, profile, scorer, config.seed)
         clock.lap("evaluate")
         metrics = build_metrics(

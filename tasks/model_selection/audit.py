@@ -116,6 +116,27 @@ def fit_data_steps(
     ]
 
 
+def shared_preparation_record(
+    record: Any,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    X_train: pd.DataFrame,
+    test_rows: pd.Index,
+) -> dict[str, Any]:
+    """A preparation the search fitted once on a fold and reused for many candidates: the rows
+    its fit saw, compared with that fold's training rows, its validation rows and the test rows."""
+    train, validation = splits[record.fold]
+    train_fold = X_train.iloc[train]
+    seen = None if record.row_index is None else pd.Index(record.row_index)
+    return {
+        **record.summary(),
+        "train_fold": {"rows": len(train), "fingerprint": rows_fingerprint(train_fold)},
+        "fit_rows_equal_train_fold": seen is not None
+        and bool(seen.sort_values().equals(train_fold.index.sort_values())),
+        "validation_rows_in_fit": overlap(record.row_index, X_train.index[validation]),
+        "test_rows_in_fit": overlap(record.row_index, test_rows),
+    }
+
+
 def audit_leakage(
     final_model: Pipeline,
     X_train: pd.DataFrame,
@@ -123,9 +144,17 @@ def audit_leakage(
     X_test: pd.DataFrame,
     folds: BaseCrossValidator,
     X_threshold_fit: pd.DataFrame | None = None,
+    shared_preparations: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """Re-fit the selected candidate's data steps per fold and report what every fitted step saw."""
+    """Re-fit the selected candidate's data steps per fold and report what every fitted step saw;
+    with `shared_preparations` (tasks/model_selection/prepared.py records), also what each fold
+    preparation the search fitted once and shared across candidates saw."""
     refits = fit_data_steps(final_model, X_train, y_train, folds)
+    splits = [(train, validation) for _, train, validation in refits]
+    shared = [
+        shared_preparation_record(record, splits, X_train, X_test.index)
+        for record in shared_preparations or []
+    ]
     test_rows = X_test.index
     folds_report = [
         fold_record(
@@ -159,12 +188,15 @@ def audit_leakage(
     leaks = [f["validation_rows_in_fit"] for f in folds_report]
     leaks += [f["test_rows_in_fit"] for f in folds_report]
     leaks += [final["test_rows_in_fit"], threshold["test_rows_in_fit"] if threshold else 0]
+    leaks += [p["validation_rows_in_fit"] for p in shared] + [p["test_rows_in_fit"] for p in shared]
     return {
         "test_set": {"rows": len(test_rows), "fingerprint": rows_fingerprint(X_test)},
         "cv_folds": folds_report,
+        "shared_preparations": shared,
         "final_refit": final,
         "threshold": threshold,
         "checked": all(value >= 0 for value in leaks),
         "no_leakage_found": all(value == 0 for value in leaks)
-        and all(f["fit_rows_equal_train_fold"] for f in folds_report),
+        and all(f["fit_rows_equal_train_fold"] for f in folds_report)
+        and all(p["fit_rows_equal_train_fold"] for p in shared),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 # Expected value per second, best first: gradient boosting is strong and fast on tables, a linear
 # model is nearly free, forests are strong but slower; distances and kernels scale worst
@@ -40,14 +41,23 @@ def by_expected_value_per_second(families: list[str]) -> list[str]:
 class SearchBudget:
     """The deadline of one search; thread-safe (families in the task runner's threads)."""
 
-    def __init__(self, minutes: float, clock: float | None = None) -> None:
+    def __init__(self, minutes: float) -> None:
         self.seconds = minutes * 60.0
-        self.started = time.monotonic() if clock is None else clock
+        # Wall clock, not monotonic: a Dask worker on another machine reads the same deadline.
+        self.started = time.time()
         self._lock = threading.Lock()
         self._scored = False
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "started": self.started, "scored": self._scored}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.seconds, self.started = state["seconds"], state["started"]
+        self._lock = threading.Lock()
+        self._scored = state["scored"]
+
     def remaining(self) -> float:
-        return self.seconds - (time.monotonic() - self.started)
+        return self.seconds - (time.time() - self.started)
 
     def mark_scored(self) -> None:
         """Some family has a cross-validated candidate: the run can finish with a model."""
