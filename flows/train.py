@@ -24,7 +24,7 @@ from tasks.data.profile import profile_summary
 from tasks.data.split import DataSplit, make_folds
 from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
 from tasks.model_selection.pipeline import choose_families
-from tasks.model_selection.prepared import FoldPreparations, PreparationRecord
+from tasks.model_selection.prepared import FoldPreparations, PreparationRecord, store_budget
 from tasks.model_selection.search import (
     FamilyResult,
     build_scorer,
@@ -70,7 +70,7 @@ def search_all_families(
     # Starting a pool of worker processes costs ~3 s: small data runs its CV in the task threads.
     cv_jobs = cores if len(split.y_train) >= PROCESS_POOL_MIN_ROWS else 1
     progress = SearchProgress(len(families), config.dataset_name)
-    preparations = FoldPreparations(cv_jobs)
+    preparations = FoldPreparations(cv_jobs, store_budget(split.X_train))
     budget = None
     order = families
     if config.search.time_budget is not None:

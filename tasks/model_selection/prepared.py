@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,7 @@ class PreparationRecord:
     row_index: np.ndarray | None
     fit_seconds: float
     candidates: int = 0  # how many candidate fits reused this fitted preparation
+    fits: int = 1  # more than 1 only when the store evicted it for memory and it was refitted
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -66,6 +68,7 @@ class PreparationRecord:
             "rows": self.rows,
             "fingerprint": self.fingerprint,
             "candidates_reusing": self.candidates,
+            "fits": self.fits,
         }
 
 
@@ -115,50 +118,68 @@ class FoldPreparations:
     """Fitted preparations per (preparation, fold), shared by the families of one search.
 
     Thread-safe: concurrent families ask for the same preparation, one fits it, the others wait
-    and reuse it. Pickling (a Dask worker) sends an empty store: each remote family prepares its
-    own folds once, and its records travel back in its result."""
+    and reuse it. The prepared rows are kept up to `max_bytes` in all, least recently used out
+    first (an evicted fold is prepared again if asked for: the same rows give the same fit), so
+    memory stays bounded at a million rows. Pickling (a Dask worker) sends an empty store: each
+    remote family prepares its own folds, and its records travel back in its result."""
 
-    def __init__(self, n_jobs: int = 1) -> None:
+    def __init__(self, n_jobs: int = 1, max_bytes: int | None = None) -> None:
         self.n_jobs = n_jobs
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, int], threading.Lock] = {}
-        self._folds: dict[tuple[str, int], PreparedFold] = {}
+        self._folds: OrderedDict[tuple[str, int], PreparedFold] = OrderedDict()
         self.records: dict[tuple[str, int], PreparationRecord] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"n_jobs": self.n_jobs}
+        return {"n_jobs": self.n_jobs, "max_bytes": self.max_bytes}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["n_jobs"])  # type: ignore[misc]
+        self.__init__(state["n_jobs"], state["max_bytes"])  # type: ignore[misc]
 
-    def prepared_folds(
+    def prepared_fold(
         self,
         preparation: Pipeline,
         X: pd.DataFrame,
         y: pd.Series,
         splits: list[tuple[np.ndarray, np.ndarray]],
-    ) -> list[PreparedFold]:
-        """Every fold prepared with `preparation`, fitting only the folds not prepared yet."""
+        fold: int,
+    ) -> PreparedFold:
+        """The fold prepared with `preparation`, fitted now unless it is in the store."""
         key = preparation_key(preparation)
         with self._lock:
-            locks = [
-                self._key_locks.setdefault((key, k), threading.Lock()) for k in range(len(splits))
-            ]
-        for lock in locks:
-            lock.acquire()
-        try:
-            missing = [k for k in range(len(splits)) if (key, k) not in self._folds]
-            fitted = joblib.Parallel(n_jobs=min(self.n_jobs, max(len(missing), 1)))(
-                joblib.delayed(fit_preparation)(preparation, X, y, splits[k][0]) for k in missing
-            )
-            for k, (model, data, seconds) in zip(missing, fitted, strict=True):
-                train, validation = splits[k]
-                self._folds[(key, k)] = PreparedFold(k, train, validation, model, data, seconds)
-                self.records[(key, k)] = record_of(key, model, k, seconds)
-            return [self._folds[(key, k)] for k in range(len(splits))]
-        finally:
-            for lock in locks:
-                lock.release()
+            key_lock = self._key_locks.setdefault((key, fold), threading.Lock())
+        with key_lock:
+            with self._lock:
+                if (key, fold) in self._folds:
+                    self._folds.move_to_end((key, fold))
+                    return self._folds[(key, fold)]
+            train, validation = splits[fold]
+            model, data, seconds = fit_preparation(preparation, X, y, train)
+            prepared = PreparedFold(fold, train, validation, model, data, seconds)
+            with self._lock:
+                self._folds[(key, fold)] = prepared
+                self._remember(key, fold, model, seconds)
+                self._evict()
+            return prepared
+
+    def _remember(self, key: str, fold: int, model: Pipeline, seconds: float) -> None:
+        earlier = self.records.get((key, fold))
+        record = record_of(key, model, fold, seconds)
+        if earlier is not None:  # prepared again after eviction: same rows, one more fit
+            record.fits = earlier.fits + 1
+            record.candidates = earlier.candidates
+            record.fit_seconds += earlier.fit_seconds
+        self.records[(key, fold)] = record
+
+    def _evict(self) -> None:
+        if self.max_bytes is None:
+            return
+        while (
+            len(self._folds) > 1
+            and sum(data_bytes(f.data) for f in self._folds.values()) > self.max_bytes
+        ):
+            self._folds.popitem(last=False)
 
     def count_reuse(self, key: str, fold: int, candidates: int) -> None:
         with self._lock:
@@ -168,6 +189,22 @@ class FoldPreparations:
         """Drop the prepared matrices (the records stay for the audit)."""
         with self._lock:
             self._folds.clear()
+
+
+# Prepared rows kept at once: twice the training rows' own size, and never less than this.
+MIN_STORE_BYTES = 256 * 2**20
+
+
+def store_budget(X_train: pd.DataFrame) -> int:
+    """Bytes of prepared rows a search keeps: below 100k rows every fold of every preparation
+    fits; at a million rows about one fold at a time (memory stays near GridSearchCV's)."""
+    return max(MIN_STORE_BYTES, 2 * data_bytes(X_train))
+
+
+def data_bytes(data: Any) -> int:
+    if isinstance(data, pd.DataFrame):
+        return int(data.memory_usage(index=True, deep=False).sum())
+    return int(getattr(data, "nbytes", 0))
 
 
 def record_of(key: str, fitted: Pipeline, fold: int, seconds: float) -> PreparationRecord:
@@ -276,28 +313,29 @@ def search_prepared(
     used: list[tuple[str, int]] = []
     while tried < len(candidates):
         batch = list(range(tried, min(tried + batch_size, len(candidates))))
-        if budget is not None and not budget.allows(
-            last_batch_wall, slowest_fold_fit * REFIT_MARGIN
-        ):
+        refit_seconds = slowest_fold_fit * REFIT_MARGIN
+        if budget is not None and not budget.allows(last_batch_wall, refit_seconds):
             break
         started = time.perf_counter()
-        prepared = {i: store.prepared_folds(cut[i][0], X, y, splits) for i in batch}
-        outcomes = joblib.Parallel(n_jobs=n_jobs)(
-            joblib.delayed(fit_and_score)(cut[i][1], fold, y, scorer, i)
-            for i in batch
-            for fold in prepared[i]
-        )
-        for outcome in outcomes:
-            scores[outcome.candidate, outcome.fold] = outcome.score
-            seconds[outcome.candidate, outcome.fold] = outcome.fit_seconds
-            if outcome.error:
-                errors.append(outcome.error)
-        for i in batch:
-            key = preparation_key(cut[i][0])
-            for fold in prepared[i]:
-                store.count_reuse(key, fold.fold, 1)
-                if (key, fold.fold) not in used:
-                    used.append((key, fold.fold))
+        keys = {i: preparation_key(cut[i][0]) for i in batch}
+        for k in range(n_folds):  # fold by fold: at most one fold's prepared rows in use
+            prepared = {}
+            for i in batch:
+                if keys[i] not in prepared:
+                    prepared[keys[i]] = store.prepared_fold(cut[i][0], X, y, splits, k)
+            outcomes = joblib.Parallel(n_jobs=n_jobs)(
+                joblib.delayed(fit_and_score)(cut[i][1], prepared[keys[i]], y, scorer, i)
+                for i in batch
+            )
+            for outcome in outcomes:
+                scores[outcome.candidate, k] = outcome.score
+                seconds[outcome.candidate, k] = outcome.fit_seconds
+                if outcome.error:
+                    errors.append(outcome.error)
+            for i in batch:
+                store.count_reuse(keys[i], k, 1)
+                if (keys[i], k) not in used:
+                    used.append((keys[i], k))
         last_batch_wall = time.perf_counter() - started
         slowest_fold_fit = max(slowest_fold_fit, float(seconds[batch].max()))
         if budget is not None and not np.all(np.isnan(scores[batch])):

@@ -28,7 +28,12 @@ from tasks.data.profile import DataProfile
 from tasks.errors import AllFamiliesFailed, ConfigError
 from tasks.model_selection.budget import SearchBudget
 from tasks.model_selection.pipeline import rebalancing_name
-from tasks.model_selection.prepared import FoldPreparations, PreparationRecord, search_prepared
+from tasks.model_selection.prepared import (
+    FoldPreparations,
+    PreparationRecord,
+    search_prepared,
+    store_budget,
+)
 
 # Successive halving pays once the rows are many and so are the candidates (benchmarks/README.md):
 # below these, strategy 'auto' searches the whole grid.
@@ -237,7 +242,7 @@ def search_family(
         scoring=scoring,
         folds=folds,
         n_jobs=n_jobs,
-        store=preparations or FoldPreparations(n_jobs),
+        store=preparations or FoldPreparations(n_jobs, store_budget(X_train)),
         budget=budget,
     )
 

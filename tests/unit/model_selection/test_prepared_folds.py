@@ -162,3 +162,16 @@ def test_the_preparation_stops_at_a_sampler_and_at_a_step_the_grid_changes() -> 
     assert preparation_length(pipeline, {"model__C": 1.0, "rebalance": sampler}) == 2
     assert preparation_length(pipeline, {"encode__numeric__with_mean": False}) == 4
     assert preparation_length(pipeline, {"impute__numeric__strategy": "mean"}) == 1
+
+
+def test_a_store_too_small_for_every_fold_refits_evicted_folds_with_the_same_scores() -> None:
+    unbounded, _ = binary_search("logistic_regression", ["class_weight"], reuse=True)
+    store = FoldPreparations(max_bytes=1)  # room for one prepared fold at a time
+    bounded, _ = binary_search("logistic_regression", ["class_weight"], reuse=True, store=store)
+    again, _ = binary_search("logistic_regression", ["class_weight"], reuse=True, store=store)
+
+    assert scores(bounded) == scores(unbounded) == scores(again)
+    assert len(store._folds) == 1
+    # fold by fold, each fold evicts the one before: the second search fits every fold again
+    assert [r.fits for r in store.records.values()] == [2, 2, 2]
+    assert all(r.candidates == 4 for r in store.records.values())
