@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -193,7 +194,9 @@ def main() -> None:
     for table in args.tables:
         for family in args.families:
             command = [sys.executable, "-m", "benchmarks.families", "--one", table, family]
-            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+            # One OpenMP thread: spinning threads collapse on a loaded machine (README).
+            env = {**os.environ, "OMP_NUM_THREADS": "1"}
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
             line = done.stdout.strip().splitlines()[-1:] or [
                 json.dumps({"table": table, "family": family, "skipped": done.stderr[-300:]})
             ]

@@ -50,6 +50,7 @@ from tasks.steps import (
     finalise_model,
     load_data,
     profile_data,
+    search_ensemble_of_families,
     search_model_family,
     split_data,
     validate_data,
@@ -98,6 +99,22 @@ def search_all_families(
     return [futures[family].result() for family in families]
 
 
+def ensemble_of(
+    results: list[FamilyResult],
+    split: DataSplit,
+    profile: Any,
+    config: RunConfig,
+    metric: str,
+    folds: Any,
+) -> list[FamilyResult]:
+    """The ensemble candidate (search.ensemble), listed after the families so it wins only with
+    a strictly better CV score; nothing when fewer than two families completed."""
+    cores = config.n_jobs or available_cores()
+    cv_jobs = cores if len(split.y_train) >= PROCESS_POOL_MIN_ROWS else 1
+    ensemble = search_ensemble_of_families(results, split, profile, metric, folds, cv_jobs)
+    return [ensemble] if ensemble is not None else []
+
+
 def shared_preparations(results: list[FamilyResult]) -> list[PreparationRecord]:
     """Every fold preparation the families fitted, once each (families share them)."""
     unique = {(r.key, r.fold): r for result in results for r in result.preparations}
@@ -133,6 +150,8 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         clock.lap("profile_and_split")
         families = choose_families(config.models, profile.task)
         results = search_all_families(families, split, profile, config, selection.metric, folds)
+        if config.search.ensemble:
+            results += ensemble_of(results, split, profile, config, selection.metric, folds)
         best = select_best(results)
         clock.lap("search")
         model, threshold = finalise_model(best, split, profile, config, folds)

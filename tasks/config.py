@@ -62,6 +62,10 @@ class SearchConfig(StrictModel):
         gt=0,
         description="Minutes the search may take; candidates that would not fit are skipped.",
     )
+    ensemble: bool = Field(
+        False,
+        description="Also try soft voting over each family's best; it wins only if CV says so.",
+    )
 
     @model_validator(mode="after")
     def _budget_needs_batches(self) -> SearchConfig:

@@ -34,6 +34,7 @@ from tasks.evaluation.evaluate import (
 from tasks.evaluation.explain import Explanations, explain
 from tasks.model_selection.audit import audit_leakage
 from tasks.model_selection.budget import SearchBudget
+from tasks.model_selection.ensemble import search_ensemble
 from tasks.model_selection.parallel import cv_parallelism, dask_worker_address
 from tasks.model_selection.pipeline import (
     build_param_grid,
@@ -166,6 +167,29 @@ def search_model_family(
             budget=budget,
         )
     return replace(result, worker=dask_worker_address())
+
+
+@task(name="search-ensemble", cache_policy=NO_CACHE, persist_result=False)
+def search_ensemble_of_families(
+    results: list[FamilyResult],
+    split: DataSplit,
+    profile: DataProfile,
+    selection_metric: str,
+    folds: Any,
+    n_jobs: int,
+) -> FamilyResult | None:
+    """Soft voting over each family's best pipeline, cross-validated on the same folds."""
+    with cv_parallelism(n_jobs, n_jobs) as cv_jobs:
+        result = search_ensemble(
+            results,
+            split.X_train,
+            split.y_train,
+            task=profile.task,
+            scoring=build_scorer(selection_metric, profile.positive_label),
+            folds=folds,
+            n_jobs=cv_jobs,
+        )
+    return result
 
 
 @task(name="tune-threshold", cache_policy=NO_CACHE, persist_result=False)

@@ -55,11 +55,24 @@ class FitAudit(TransformerMixin, BaseEstimator):
         return input_features
 
 
-def forget_training_rows(model: Pipeline) -> Pipeline:
-    """Drop the row identifiers the audit steps kept, so a saved model carries no training ids."""
+def fitted_members(model: Any) -> list[tuple[str, Any]]:
+    """The fitted member pipelines of a voting ensemble (tasks/model_selection/ensemble.py);
+    empty for a single pipeline."""
+    members = getattr(model, "estimators_", None)
+    if not isinstance(model, Pipeline) and isinstance(members, list):
+        return [(name, member) for (name, _), member in zip(model.estimators, members, strict=True)]
+    return []
+
+
+def forget_training_rows(model: Any) -> Any:
+    """Drop the row identifiers the audit steps kept, so a saved model carries no training ids
+    (in every member of an ensemble too)."""
+    for _, member in fitted_members(model):
+        forget_training_rows(member)
+    steps = getattr(model, "named_steps", {})
     for name in (INPUT_AUDIT, RESAMPLED_AUDIT):
-        if name in model.named_steps:
-            model.named_steps[name].row_index_ = None
+        if name in steps:
+            steps[name].row_index_ = None
     return model
 
 
@@ -148,7 +161,12 @@ def audit_leakage(
 ) -> dict[str, Any]:
     """Re-fit the selected candidate's data steps per fold and report what every fitted step saw;
     with `shared_preparations` (tasks/model_selection/prepared.py records), also what each fold
-    preparation the search fitted once and shared across candidates saw."""
+    preparation the search fitted once and shared across candidates saw. An ensemble is audited
+    member by member."""
+    if fitted_members(final_model):
+        return audit_ensemble(
+            final_model, X_train, y_train, X_test, folds, X_threshold_fit, shared_preparations
+        )
     refits = fit_data_steps(final_model, X_train, y_train, folds)
     splits = [(train, validation) for _, train, validation in refits]
     shared = [
@@ -199,4 +217,46 @@ def audit_leakage(
         "no_leakage_found": all(value == 0 for value in leaks)
         and all(f["fit_rows_equal_train_fold"] for f in folds_report)
         and all(p["fit_rows_equal_train_fold"] for p in shared),
+    }
+
+
+def audit_ensemble(
+    final_model: Any,
+    X_train: pd.DataFrame,
+    y_train: pd.Series,
+    X_test: pd.DataFrame,
+    folds: BaseCrossValidator,
+    X_threshold_fit: pd.DataFrame | None,
+    shared_preparations: list[Any] | None,
+) -> dict[str, Any]:
+    """Every member pipeline audited as a single candidate would be (its data steps re-fitted on
+    the same folds, its own fit on all training rows); the verdict holds only if it holds for
+    every member and every shared preparation."""
+    members = {
+        name: audit_leakage(member, X_train, y_train, X_test, folds, X_threshold_fit)
+        for name, member in fitted_members(final_model)
+    }
+    splits = list(folds.split(X_train, y_train))
+    shared = [
+        shared_preparation_record(record, splits, X_train, X_test.index)
+        for record in shared_preparations or []
+    ]
+    first = next(iter(members.values()))
+    shared_clean = all(
+        p["validation_rows_in_fit"] == 0
+        and p["test_rows_in_fit"] == 0
+        and p["fit_rows_equal_train_fold"]
+        for p in shared
+    )
+    return {
+        "test_set": first["test_set"],
+        "ensemble_members": {
+            name: {key: report[key] for key in ("cv_folds", "final_refit")}
+            for name, report in members.items()
+        },
+        "shared_preparations": shared,
+        "threshold": first["threshold"],
+        "checked": all(r["checked"] for r in members.values())
+        and all(p["validation_rows_in_fit"] >= 0 for p in shared),
+        "no_leakage_found": all(r["no_leakage_found"] for r in members.values()) and shared_clean,
     }
