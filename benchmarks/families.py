@@ -1,11 +1,12 @@
 """Stronger families, measured before adopted: LightGBM, XGBoost and CatBoost against the
-families tabpipe has, on the bundled data and a few ../shared/corpus tables. One subprocess per
+families tabpipe has, on the bundled data and (with --corpus DIR) a few tables of the
+development corpus. One subprocess per
 (table, family) so peak memory is that family's own; every family gets the same preparation
 (tabpipe's imputer + scaler/one-hot), one thread, default parameters, 3-fold CV on 80% of the
 rows and one score on the other 20%. Not part of `make bench`: the candidates need not be
 installed (they are skipped with a note). Prints JSON lines; `--table` prints a Markdown table.
 
-    python -m benchmarks.families                        # every table and family
+    python -m benchmarks.families --corpus DIR           # every table and family
     python -m benchmarks.families --table results.jsonl  # the Markdown table
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = Path(os.environ.get("TABPIPE_CORPUS", "corpus"))  # set by --corpus
 TABLES: dict[str, dict[str, Any]] = {
     "penguins": {"path": ROOT / "data" / "penguins.csv", "target": "species"},
     "caravan": {"path": ROOT / "data" / "caravan.csv", "target": "Purchase", "positive": "Yes"},
@@ -183,7 +184,10 @@ def main() -> None:
     parser.add_argument("--tables", nargs="+", default=list(TABLES))
     parser.add_argument("--families", nargs="+", default=FAMILIES)
     parser.add_argument("--table", type=Path, help="Print the Markdown table of a results file.")
+    parser.add_argument("--corpus", type=Path, help="The corpus folder (its CSV files).")
     args = parser.parse_args()
+    if args.corpus:
+        os.environ["TABPIPE_CORPUS"] = str(args.corpus.resolve())
     if args.table:
         rows = [json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]
         print(table_markdown(rows))
