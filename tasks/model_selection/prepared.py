@@ -146,22 +146,47 @@ class FoldPreparations:
         fold: int,
     ) -> PreparedFold:
         """The fold prepared with `preparation`, fitted now unless it is in the store."""
+        return self.prepared_folds(preparation, X, y, splits, [fold])[0]
+
+    def prepared_folds(
+        self,
+        preparation: Pipeline,
+        X: pd.DataFrame,
+        y: pd.Series,
+        splits: list[tuple[np.ndarray, np.ndarray]],
+        folds: list[int],
+    ) -> list[PreparedFold]:
+        """These folds prepared with `preparation`; the ones not in the store are fitted now, in
+        parallel. Another thread asking for the same folds waits and reuses them."""
         key = preparation_key(preparation)
-        with self._lock:
-            key_lock = self._key_locks.setdefault((key, fold), threading.Lock())
-        with key_lock:
+        with self._lock:  # one lock per (preparation, fold), always taken in fold order
+            locks = [self._key_locks.setdefault((key, k), threading.Lock()) for k in sorted(folds)]
+        for lock in locks:
+            lock.acquire()
+        try:
             with self._lock:
-                if (key, fold) in self._folds:
-                    self._folds.move_to_end((key, fold))
-                    return self._folds[(key, fold)]
-            train, validation = splits[fold]
-            model, data, seconds = fit_preparation(preparation, X, y, train)
-            prepared = PreparedFold(fold, train, validation, model, data, seconds)
+                found = {k: self._folds[(key, k)] for k in folds if (key, k) in self._folds}
+                for k in found:
+                    self._folds.move_to_end((key, k))
+            missing = [k for k in folds if k not in found]
+            fitted = joblib.Parallel(n_jobs=min(self.n_jobs, max(len(missing), 1)))(
+                joblib.delayed(fit_preparation)(preparation, X, y, splits[k][0]) for k in missing
+            )
             with self._lock:
-                self._folds[(key, fold)] = prepared
-                self._remember(key, fold, model, seconds)
+                for k, (model, data, seconds) in zip(missing, fitted, strict=True):
+                    train, validation = splits[k]
+                    found[k] = PreparedFold(k, train, validation, model, data, seconds)
+                    self._folds[(key, k)] = found[k]
+                    self._remember(key, k, model, seconds)
                 self._evict()
-            return prepared
+            return [found[k] for k in folds]
+        finally:
+            for lock in locks:
+                lock.release()
+
+    def holds_all(self, bytes_per_fold: int, n_folds: int) -> bool:
+        """Would every fold's prepared rows fit in the store at once?"""
+        return self.max_bytes is None or bytes_per_fold * n_folds <= self.max_bytes
 
     def _remember(self, key: str, fold: int, model: Pipeline, seconds: float) -> None:
         earlier = self.records.get((key, fold))
@@ -299,8 +324,9 @@ def search_prepared(
     budget: SearchBudget | None = None,
 ) -> PreparedSearchResult:
     """Cross-validate candidates on folds prepared once. Without a budget every candidate and
-    fold goes to one parallel batch; with one, candidates run in batches of `n_jobs` and a batch
-    starts only if it fits in what is left (see tasks/model_selection/budget.py)."""
+    fold goes to one parallel batch (fold by fold when the prepared folds would not fit in the
+    store together); with one, candidates run in batches of `n_jobs` and a batch starts only if
+    it fits in what is left (see tasks/model_selection/budget.py)."""
     cut = [candidate_preparation(pipeline, params) for params in candidates]
     n_folds = len(splits)
     scores = np.full((len(candidates), n_folds), np.nan)
@@ -318,24 +344,35 @@ def search_prepared(
             break
         started = time.perf_counter()
         keys = {i: preparation_key(cut[i][0]) for i in batch}
-        for k in range(n_folds):  # fold by fold: at most one fold's prepared rows in use
-            prepared = {}
-            for i in batch:
-                if keys[i] not in prepared:
-                    prepared[keys[i]] = store.prepared_fold(cut[i][0], X, y, splits, k)
+        distinct = {keys[i]: cut[i][0] for i in batch}
+        # Fold 0 first: its size says whether every fold fits in the store at once (one
+        # parallel dispatch of every candidate and fold) or the folds go one by one.
+        first = [store.prepared_fold(prep, X, y, splits, 0) for prep in distinct.values()]
+        if store.holds_all(sum(data_bytes(f.data) for f in first), n_folds):
+            fold_groups = [list(range(n_folds))]
+        else:
+            fold_groups = [[k] for k in range(n_folds)]
+        for group in fold_groups:
+            prepared = {
+                (key, fold.fold): fold
+                for key, prep in distinct.items()
+                for fold in store.prepared_folds(prep, X, y, splits, group)
+            }
             outcomes = joblib.Parallel(n_jobs=n_jobs)(
-                joblib.delayed(fit_and_score)(cut[i][1], prepared[keys[i]], y, scorer, i)
+                joblib.delayed(fit_and_score)(cut[i][1], prepared[(keys[i], k)], y, scorer, i)
                 for i in batch
+                for k in group
             )
             for outcome in outcomes:
-                scores[outcome.candidate, k] = outcome.score
-                seconds[outcome.candidate, k] = outcome.fit_seconds
+                scores[outcome.candidate, outcome.fold] = outcome.score
+                seconds[outcome.candidate, outcome.fold] = outcome.fit_seconds
                 if outcome.error:
                     errors.append(outcome.error)
             for i in batch:
-                store.count_reuse(keys[i], k, 1)
-                if (keys[i], k) not in used:
-                    used.append((keys[i], k))
+                for k in group:
+                    store.count_reuse(keys[i], k, 1)
+                    if (keys[i], k) not in used:
+                        used.append((keys[i], k))
         last_batch_wall = time.perf_counter() - started
         slowest_fold_fit = max(slowest_fold_fit, float(seconds[batch].max()))
         if budget is not None and not np.all(np.isnan(scores[batch])):
