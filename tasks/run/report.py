@@ -10,8 +10,6 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.evaluation.metrics import headline_metrics
-
 REPORT_BASE_URL_VARIABLE = "TABPIPE_REPORT_BASE_URL"
 
 
@@ -53,6 +51,9 @@ def metric_rows(test_metrics: dict[str, Any]) -> list[dict[str, Any]]:
     intervals = test_metrics.get("intervals", {}).get("metrics", {})
     at_default = test_metrics.get("at_threshold_0.5")
     rows = []
+    # Imported here: the CLI imports format_value at startup, and this module pulls in sklearn.
+    from tasks.evaluation.metrics import headline_metrics
+
     for name, value in headline_metrics(test_metrics).items():
         interval = intervals.get(name, {})
         low, high = interval.get("low"), interval.get("high")
