@@ -230,6 +230,9 @@ def tabpipe_config(case: str, data: Path, rebalance: str, extra: dict[str, Any])
         "models": MODELS,
         "grids": GRIDS,
         "split": {"test_size": 0.2, "cv_folds": FOLDS},
+        # The floor's search: the whole grid (strategy auto would pick the same for 2 candidates,
+        # but the comparison should not depend on that rule).
+        "search": {"strategy": "grid"},
         "seed": SEED,
         **extra,
     }
@@ -390,16 +393,20 @@ def halving_case(envs: dict[str, dict[str, str]]) -> list[CaseResult]:
 
 
 def fixed_cost_case(envs: dict[str, dict[str, str]], repeats: int) -> list[CaseResult]:
-    """A tiny run (500 rows, both families) against the running server: the fixed cost."""
+    """A tiny run (500 rows, both families) against the running server, and the floor on the
+    same file: tabpipe's fixed cost is the difference."""
     paths = ensure_data(500)
     config = tabpipe_config("tiny-500", paths["csv"], "class_weight", {})
     results = []
     for _ in range(repeats):
         result = run_tabpipe("tiny-500", "tabpipe-server", [str(config)], envs["server"])
+        floor = run_baseline("tiny-500", paths["csv"], TARGET, "class_weight", "yes", envs["plain"])
         print(
-            f"tiny-500 fixed cost {result.wall_seconds:7.1f} s {result.stage_seconds}", flush=True
+            f"tiny-500 fixed cost {result.wall_seconds:7.1f} s (floor {floor.wall_seconds:.1f} s) "
+            f"{result.stage_seconds}",
+            flush=True,
         )
-        results.append(result)
+        results += [result, floor]
     return results
 
 
@@ -485,14 +492,77 @@ def extra_tables(results: list[CaseResult]) -> str:
             f"search time ratio {search_ratio:.2f}, "
             f"wall ratio {halving.wall_seconds / grid.wall_seconds:.2f}."
         )
-    tiny = [r for r in results if r.case == "tiny-500" and r.ok]
+    tiny = [r for r in results if r.case == "tiny-500" and r.ok and r.runner != "baseline"]
+    floors = [r for r in results if r.case == "tiny-500" and r.ok and r.runner == "baseline"]
     if tiny:
         lines += ["", "Fixed cost of a tiny run (500 rows, two families, running server):", ""]
-        lines += ["| wall s | stages (s) |", "|---|---|"]
-        for r in tiny:
+        lines += [
+            "| tabpipe wall s | floor wall s | difference s | stages (s) |",
+            "|---|---|---|---|",
+        ]
+        for r, floor in zip(tiny, floors + [None] * len(tiny), strict=False):
             stages = ", ".join(f"{k} {v:.2f}" for k, v in r.stage_seconds.items())
-            lines.append(f"| {r.wall_seconds:.1f} | {stages} |")
+            base = floor.wall_seconds if floor else None
+            gap = r.wall_seconds - base if base is not None else None
+            lines.append(f"| {r.wall_seconds:.1f} | {fmt(base)} | {fmt(gap)} | {stages} |")
+    lines += targets_table(results)
     return "\n".join(lines)
+
+
+def targets_table(results: list[CaseResult]) -> list[str]:
+    """The issue-15 targets against the running server, computed from the paired runs."""
+    from statistics import median
+
+    rows = []
+    for size in ("100k", "1m"):
+        pairs = paired(results, f"generated-{size}-")
+        if pairs:
+            wall = median(a.wall_seconds / b.wall_seconds for a, b in pairs)
+            memory = median(a.peak_rss_mb / b.peak_rss_mb for a, b in pairs)
+            verdict = "met" if wall <= 1.0 else "missed"
+            goal = " (goal 0.8 met)" if wall <= 0.8 else ""
+            rows.append(
+                f"| wall at {size}, tabpipe / floor, same grids <= 1.0 | {wall:.2f} "
+                f"(median of {len(pairs)}) | {verdict}{goal} |"
+            )
+            rows.append(
+                f"| memory at {size} <= 1.25 | {memory:.2f} | "
+                f"{'met' if memory <= 1.25 else 'missed'} |"
+            )
+    gaps = [
+        t.wall_seconds - f.wall_seconds
+        for t, f in zip(
+            [r for r in results if r.case == "tiny-500" and r.ok and r.runner != "baseline"],
+            [r for r in results if r.case == "tiny-500" and r.ok and r.runner == "baseline"],
+            strict=False,
+        )
+    ]
+    if gaps:
+        gap = median(gaps)
+        rows.append(
+            f"| tiny run within 1.5 s of the floor | {gap:.1f} s | "
+            f"{'met' if gap <= 1.5 else 'missed'} |"
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "Targets (running server):",
+        "",
+        "| target | measured | verdict |",
+        "|---|---|---|",
+        *rows,
+    ]
+
+
+def paired(results: list[CaseResult], prefix: str) -> list[tuple[CaseResult, CaseResult]]:
+    """(tabpipe against the server, baseline) runs of the cases starting with prefix, by repeat."""
+    pairs = []
+    for case in sorted({r.case for r in results if r.case.startswith(prefix)}):
+        mine = [r for r in results if r.case == case and r.runner == "tabpipe-server" and r.ok]
+        base = [r for r in results if r.case == case and r.runner == "baseline" and r.ok]
+        pairs += list(zip(mine, base, strict=False))
+    return pairs
 
 
 def write_readme(results: list[CaseResult], command: str) -> None:
@@ -517,20 +587,16 @@ def write_readme(results: list[CaseResult], command: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=["10k", "100k"])
-    parser.add_argument("--with-1m", action="store_true", help="Add 1M rows (tens of minutes).")
-    parser.add_argument(
-        "--formats", nargs="+", choices=["csv", "parquet"], default=["parquet", "csv"]
-    )
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=["100k", "1m"])
+    parser.add_argument("--with-1m", action="store_true", help="Add 1M rows (the default has it).")
+    parser.add_argument("--formats", nargs="+", choices=["csv", "parquet"], default=["parquet"])
     parser.add_argument(
         "--rebalance",
         nargs="+",
         choices=["class_weight", "random_under", "smote"],
-        default=["class_weight", "random_under", "smote"],
+        default=["class_weight", "random_under"],
     )
-    parser.add_argument(
-        "--modes", nargs="+", choices=["server", "ephemeral"], default=["server", "ephemeral"]
-    )
+    parser.add_argument("--modes", nargs="+", choices=["server", "ephemeral"], default=["server"])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["generated", "bundled", "halving", "fixed-cost"]

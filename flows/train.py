@@ -26,7 +26,9 @@ from tasks.data.profile import profile_summary
 from tasks.data.split import DataSplit, folds_for_split
 from tasks.data.split_columns import resolve_split_columns, split_column_notes
 from tasks.evaluation.drift import drift_table
+from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
 from tasks.model_selection.pipeline import choose_families
+from tasks.model_selection.prepared import FoldPreparations, PreparationRecord, store_budget
 from tasks.model_selection.search import (
     FamilyResult,
     build_scorer,
@@ -57,6 +59,7 @@ from tasks.steps import (
     load_data,
     measure_drift,
     profile_data,
+    search_ensemble_of_families,
     search_model_family,
     split_data,
     validate_data,
@@ -69,22 +72,62 @@ SUMMARY_PLOTS = ("confusion_matrix", "roc", "precision_recall", "predicted_vs_ac
 def search_all_families(
     families: list[str], split: DataSplit, profile: Any, config: RunConfig, metric: str, folds: Any
 ) -> list[FamilyResult]:
-    """One concurrent task per family; the progress bar moves as each one finishes."""
+    """One concurrent task per family; the progress bar moves as each one finishes. The families
+    share their fold preparations (each fitted once per fold) and, when set, the time budget,
+    which starts them in order of expected value per second."""
     cores = config.n_jobs or available_cores()
     _, threads_per_family = parallel_plan(len(families), cores)
     # Starting a pool of worker processes costs ~3 s: small data runs its CV in the task threads.
     cv_jobs = cores if len(split.y_train) >= PROCESS_POOL_MIN_ROWS else 1
     progress = SearchProgress(len(families), config.dataset_name)
+    preparations = FoldPreparations(cv_jobs, store_budget(split.X_train))
+    budget = None
+    order = families
+    if config.search.time_budget is not None:
+        budget = SearchBudget(config.search.time_budget)
+        order = by_expected_value_per_second(families)
     with threadpool_limits(limits=threads_per_family):
-        futures = [
-            search_model_family.submit(
-                family, split, profile, config, metric, folds, cv_jobs, threads_per_family
+        futures = {
+            family: search_model_family.submit(
+                family,
+                split,
+                profile,
+                config,
+                metric,
+                folds,
+                cv_jobs,
+                threads_per_family,
+                preparations,
+                budget,
             )
-            for family in families
-        ]
-        for future in as_completed(futures):
+            for family in order
+        }
+        for future in as_completed(list(futures.values())):
             progress.advance(future.result().family)
-    return [future.result() for future in futures]
+    preparations.release_data()  # the prepared matrices; the audit needs only the records
+    return [futures[family].result() for family in families]
+
+
+def ensemble_of(
+    results: list[FamilyResult],
+    split: DataSplit,
+    profile: Any,
+    config: RunConfig,
+    metric: str,
+    folds: Any,
+) -> list[FamilyResult]:
+    """The ensemble candidate (search.ensemble), listed after the families so it wins only with
+    a strictly better CV score; nothing when fewer than two families completed."""
+    cores = config.n_jobs or available_cores()
+    cv_jobs = cores if len(split.y_train) >= PROCESS_POOL_MIN_ROWS else 1
+    ensemble = search_ensemble_of_families(results, split, profile, metric, folds, cv_jobs)
+    return [ensemble] if ensemble is not None else []
+
+
+def shared_preparations(results: list[FamilyResult]) -> list[PreparationRecord]:
+    """Every fold preparation the families fitted, once each (families share them)."""
+    unique = {(r.key, r.fold): r for result in results for r in result.preparations}
+    return list(unique.values())
 
 
 @flow(
@@ -121,12 +164,14 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         clock.lap("profile_and_split")
         families = choose_families(config.models, profile.task)
         results = search_all_families(families, split, profile, config, selection.metric, folds)
+        if config.search.ensemble:
+            results += ensemble_of(results, split, profile, config, selection.metric, folds)
         best = select_best(results)
         clock.lap("search")
         report_stage("evaluate")
         model, threshold = finalise_model(best, split, profile, config, folds)
         predictions, test_metrics = evaluate_model(model, split, profile, threshold, config.seed)
-        audit = audit_run(model, split, folds, tuned=threshold is not None)
+        audit = audit_run(model, split, folds, threshold is not None, shared_preparations(results))
         explanations = explain_model(model, split, predictions, profile, scorer, config.seed)
         clock.lap("evaluate")
         diagnostics = diagnose_run(

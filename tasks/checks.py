@@ -9,6 +9,7 @@ from pathlib import Path
 from schemas.infer import load_schema
 from tasks.config import RunConfig, parse_config
 from tasks.errors import ConfigError, DataError
+from tasks.model_selection.extra_families import require_installed
 from tasks.model_selection.pipeline import (
     REGRESSION_FAMILIES,
     ModelFamily,
@@ -34,11 +35,13 @@ def check_model_families(config: RunConfig, source: str) -> None:
                 f"{source}: key 'models.{position}' names an unknown model family '{family}' "
                 f"(known: {known})."
             )
+        require_installed(family, f"{source}: key 'models.{position}'")
     for family, grid in config.grids.items():
         if family not in families:
             raise ConfigError(
                 f"{source}: key 'grids.{family}' names an unknown model family (known: {known})."
             )
+        require_installed(family, f"{source}: key 'grids.{family}'")
         unknown = unknown_grid_parameters(families[family], grid)
         if unknown:
             estimator = type(families[family].build(0)).__name__

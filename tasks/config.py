@@ -97,8 +97,29 @@ class DiagnosticsConfig(StrictModel):
 
 
 class SearchConfig(StrictModel):
-    strategy: Literal["grid", "halving", "random"] = "grid"
+    strategy: Literal["auto", "grid", "halving", "random"] = Field(
+        "auto",
+        description="auto: successive halving for large data with many candidates, else grid.",
+    )
     n_iter: int = Field(20, ge=1, description="Candidates per family for strategy=random.")
+    time_budget: float | None = Field(
+        None,
+        gt=0,
+        description="Minutes the search may take; candidates that would not fit are skipped.",
+    )
+    ensemble: bool = Field(
+        False,
+        description="Also try soft voting over each family's best; it wins only if CV says so.",
+    )
+
+    @model_validator(mode="after")
+    def _budget_needs_batches(self) -> SearchConfig:
+        if self.time_budget is not None and self.strategy == "halving":
+            raise ValueError(
+                "time_budget works with strategy auto, grid or random (a halving round cannot "
+                "stop part-way); remove one of them"
+            )
+        return self
 
 
 class ThresholdConfig(StrictModel):

@@ -35,6 +35,8 @@ from tasks.evaluation.evaluate import (
 )
 from tasks.evaluation.explain import Explanations, explain
 from tasks.model_selection.audit import audit_leakage
+from tasks.model_selection.budget import SearchBudget
+from tasks.model_selection.ensemble import search_ensemble
 from tasks.model_selection.parallel import cv_parallelism, dask_worker_address
 from tasks.model_selection.pipeline import (
     build_param_grid,
@@ -42,6 +44,7 @@ from tasks.model_selection.pipeline import (
     family_for,
     resolve_rebalancing,
 )
+from tasks.model_selection.prepared import FoldPreparations
 from tasks.model_selection.search import FamilyResult, build_scorer, search_family
 from tasks.model_selection.threshold import tune_threshold
 from tasks.run.artifacts import publish_validation_failures
@@ -147,8 +150,11 @@ def search_model_family(
     folds: Any,
     n_jobs: int,
     threads: int = 1,
+    preparations: FoldPreparations | None = None,
+    budget: SearchBudget | None = None,
 ) -> FamilyResult:
-    """Cross-validated search of one family's grid, with rebalancing choices in the grid."""
+    """Cross-validated search of one family's grid, with rebalancing choices in the grid; fold
+    preparations are shared with the other families through `preparations`."""
     spec = family_for(profile.task, family)
     rebalancing = resolve_rebalancing(
         list(config.rebalance), spec, profile.roughly_balanced, profile.task
@@ -176,8 +182,33 @@ def search_model_family(
             config.search.n_iter,
             cv_jobs,
             config.seed,
+            preparations=preparations,
+            budget=budget,
         )
     return replace(result, worker=dask_worker_address())
+
+
+@task(name="search-ensemble", cache_policy=NO_CACHE, persist_result=False)
+def search_ensemble_of_families(
+    results: list[FamilyResult],
+    split: DataSplit,
+    profile: DataProfile,
+    selection_metric: str,
+    folds: Any,
+    n_jobs: int,
+) -> FamilyResult | None:
+    """Soft voting over each family's best pipeline, cross-validated on the same folds."""
+    with cv_parallelism(n_jobs, n_jobs) as cv_jobs:
+        result = search_ensemble(
+            results,
+            split.X_train,
+            split.y_train,
+            task=profile.task,
+            scoring=build_scorer(selection_metric, profile.positive_label),
+            folds=folds,
+            n_jobs=cv_jobs,
+        )
+    return result
 
 
 @task(name="tune-threshold", cache_policy=NO_CACHE, persist_result=False)
@@ -217,8 +248,11 @@ def evaluate_model(
 
 
 @task(name="leakage-audit", cache_policy=NO_CACHE, persist_result=False)
-def audit_run(model: Any, split: DataSplit, folds: Any, tuned: bool) -> dict[str, Any]:
-    """What every fitted step saw, per fold and for the final refit; computed, not assumed."""
+def audit_run(
+    model: Any, split: DataSplit, folds: Any, tuned: bool, shared_preparations: Any = None
+) -> dict[str, Any]:
+    """What every fitted step saw, per fold, per shared fold preparation and for the final refit;
+    computed, not assumed."""
     return audit_leakage(
         pipeline_of(model),
         split.X_train,
@@ -228,6 +262,7 @@ def audit_run(model: Any, split: DataSplit, folds: Any, tuned: bool) -> dict[str
         X_threshold_fit=split.X_train if tuned else None,
         groups=split.groups,
         times=split.times,
+        shared_preparations=shared_preparations,
     )
 
 

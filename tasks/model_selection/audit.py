@@ -55,11 +55,24 @@ class FitAudit(TransformerMixin, BaseEstimator):
         return input_features
 
 
-def forget_training_rows(model: Pipeline) -> Pipeline:
-    """Drop the row identifiers the audit steps kept, so a saved model carries no training ids."""
+def fitted_members(model: Any) -> list[tuple[str, Any]]:
+    """The fitted member pipelines of a voting ensemble (tasks/model_selection/ensemble.py);
+    empty for a single pipeline."""
+    members = getattr(model, "estimators_", None)
+    if not isinstance(model, Pipeline) and isinstance(members, list):
+        return [(name, member) for (name, _), member in zip(model.estimators, members, strict=True)]
+    return []
+
+
+def forget_training_rows(model: Any) -> Any:
+    """Drop the row identifiers the audit steps kept, so a saved model carries no training ids
+    (in every member of an ensemble too)."""
+    for _, member in fitted_members(model):
+        forget_training_rows(member)
+    steps = getattr(model, "named_steps", {})
     for name in (INPUT_AUDIT, RESAMPLED_AUDIT):
-        if name in model.named_steps:
-            model.named_steps[name].row_index_ = None
+        if name in steps:
+            steps[name].row_index_ = None
     return model
 
 
@@ -158,6 +171,27 @@ def split_checks_pass(records: list[dict[str, Any]]) -> bool:
     )
 
 
+def shared_preparation_record(
+    record: Any,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    X_train: pd.DataFrame,
+    test_rows: pd.Index,
+) -> dict[str, Any]:
+    """A preparation the search fitted once on a fold and reused for many candidates: the rows
+    its fit saw, compared with that fold's training rows, its validation rows and the test rows."""
+    train, validation = splits[record.fold]
+    train_fold = X_train.iloc[train]
+    seen = None if record.row_index is None else pd.Index(record.row_index)
+    return {
+        **record.summary(),
+        "train_fold": {"rows": len(train), "fingerprint": rows_fingerprint(train_fold)},
+        "fit_rows_equal_train_fold": seen is not None
+        and bool(seen.sort_values().equals(train_fold.index.sort_values())),
+        "validation_rows_in_fit": overlap(record.row_index, X_train.index[validation]),
+        "test_rows_in_fit": overlap(record.row_index, test_rows),
+    }
+
+
 def audit_leakage(
     final_model: Pipeline,
     X_train: pd.DataFrame,
@@ -168,10 +202,31 @@ def audit_leakage(
     *,
     groups: pd.Series | None = None,
     times: pd.Series | None = None,
+    shared_preparations: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Re-fit the selected candidate's data steps per fold and report what every fitted step saw
-    (and, for a split by groups or time, the groups shared and the time order per fold)."""
+    (and, for a split by groups or time, the groups shared and the time order per fold); with
+    `shared_preparations` (tasks/model_selection/prepared.py records), also what each fold
+    preparation the search fitted once and shared across candidates saw. An ensemble is audited
+    member by member."""
+    if fitted_members(final_model):
+        return audit_ensemble(
+            final_model,
+            X_train,
+            y_train,
+            X_test,
+            folds,
+            X_threshold_fit,
+            shared_preparations,
+            groups=groups,
+            times=times,
+        )
     refits = fit_data_steps(final_model, X_train, y_train, folds)
+    splits = [(train, validation) for _, train, validation in refits]
+    shared = [
+        shared_preparation_record(record, splits, X_train, X_test.index)
+        for record in shared_preparations or []
+    ]
     test_rows = X_test.index
     folds_report = [
         {
@@ -213,13 +268,63 @@ def audit_leakage(
         "fingerprint": rows_fingerprint(X_test),
         **split_checks(groups, times, X_train.index, test_rows),
     }
+    leaks += [p["validation_rows_in_fit"] for p in shared] + [p["test_rows_in_fit"] for p in shared]
     return {
         "test_set": test_set,
         "cv_folds": folds_report,
+        "shared_preparations": shared,
         "final_refit": final,
         "threshold": threshold,
         "checked": all(value >= 0 for value in leaks),
         "no_leakage_found": all(value == 0 for value in leaks)
         and all(f["fit_rows_equal_train_fold"] for f in folds_report)
-        and split_checks_pass([*folds_report, test_set]),
+        and split_checks_pass([*folds_report, test_set])
+        and all(p["fit_rows_equal_train_fold"] for p in shared),
+    }
+
+
+def audit_ensemble(
+    final_model: Any,
+    X_train: pd.DataFrame,
+    y_train: pd.Series,
+    X_test: pd.DataFrame,
+    folds: BaseCrossValidator,
+    X_threshold_fit: pd.DataFrame | None,
+    shared_preparations: list[Any] | None,
+    *,
+    groups: pd.Series | None = None,
+    times: pd.Series | None = None,
+) -> dict[str, Any]:
+    """Every member pipeline audited as a single candidate would be (its data steps re-fitted on
+    the same folds, its own fit on all training rows); the verdict holds only if it holds for
+    every member and every shared preparation."""
+    members = {
+        name: audit_leakage(
+            member, X_train, y_train, X_test, folds, X_threshold_fit, groups=groups, times=times
+        )
+        for name, member in fitted_members(final_model)
+    }
+    splits = list(folds.split(X_train, y_train))
+    shared = [
+        shared_preparation_record(record, splits, X_train, X_test.index)
+        for record in shared_preparations or []
+    ]
+    first = next(iter(members.values()))
+    shared_clean = all(
+        p["validation_rows_in_fit"] == 0
+        and p["test_rows_in_fit"] == 0
+        and p["fit_rows_equal_train_fold"]
+        for p in shared
+    )
+    return {
+        "test_set": first["test_set"],
+        "ensemble_members": {
+            name: {key: report[key] for key in ("cv_folds", "final_refit")}
+            for name, report in members.items()
+        },
+        "shared_preparations": shared,
+        "threshold": first["threshold"],
+        "checked": all(r["checked"] for r in members.values())
+        and all(p["validation_rows_in_fit"] >= 0 for p in shared),
+        "no_leakage_found": all(r["no_leakage_found"] for r in members.values()) and shared_clean,
     }

@@ -33,6 +33,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from tasks.config import ImputeConfig
 from tasks.errors import ConfigError
 from tasks.model_selection.audit import INPUT_AUDIT, RESAMPLED_AUDIT, FitAudit
+from tasks.model_selection.extra_families import extra_family_specs
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,10 @@ REGRESSION_FAMILIES: dict[str, ModelFamily] = {
 
 
 def family_registry(task: str) -> dict[str, ModelFamily]:
-    """The model families a task can search: regressors for regression, else classifiers."""
-    return REGRESSION_FAMILIES if task == "regression" else FAMILIES
+    """The model families a task can search: regressors for regression, else classifiers; plus
+    the families from other packages (tasks/model_selection/extra_families.py)."""
+    extra = {spec["name"]: ModelFamily(**spec) for spec in extra_family_specs(task)}
+    return {**(REGRESSION_FAMILIES if task == "regression" else FAMILIES), **extra}
 
 
 def default_families(task: str) -> list[str]:

@@ -14,17 +14,31 @@ from imblearn.pipeline import Pipeline
 from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (enables the import below)
-from sklearn.metrics import average_precision_score, make_scorer
+from sklearn.metrics import average_precision_score, check_scoring, make_scorer
 from sklearn.model_selection import (
     BaseCrossValidator,
     GridSearchCV,
     HalvingGridSearchCV,
+    ParameterGrid,
+    ParameterSampler,
     RandomizedSearchCV,
 )
 
 from tasks.data.profile import DataProfile
 from tasks.errors import AllFamiliesFailed, ConfigError
+from tasks.model_selection.budget import SearchBudget
 from tasks.model_selection.pipeline import rebalancing_name
+from tasks.model_selection.prepared import (
+    FoldPreparations,
+    PreparationRecord,
+    search_prepared,
+    store_budget,
+)
+
+# Successive halving pays once the rows are many and so are the candidates (benchmarks/README.md):
+# below these, strategy 'auto' searches the whole grid.
+HALVING_MIN_ROWS = 50_000
+HALVING_MIN_CANDIDATES = 9
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,9 @@ class FamilyResult:
     error: str | None = None
     estimator: Pipeline | None = None
     worker: str | None = None  # the Dask worker that ran the search; None when run locally
+    notes: list[str] = field(default_factory=list)  # e.g. candidates the time budget skipped
+    # What each shared fold preparation's fit saw (the leakage audit checks it); empty for halving.
+    preparations: list[PreparationRecord] = field(default_factory=list)
 
 
 def choose_selection_metric(profile: DataProfile, override: str | None) -> SelectionChoice:
@@ -201,8 +218,156 @@ def search_family(
     n_iter: int = 20,
     n_jobs: int = 1,
     seed: int = 0,
+    *,
+    preparations: FoldPreparations | None = None,
+    budget: SearchBudget | None = None,
+    reuse_preparation: bool = True,
 ) -> FamilyResult:
-    """Cross-validate a family's grid on training rows only; a family that fails is recorded."""
+    """Cross-validate a family's grid on training rows only; a family that fails is recorded.
+
+    Grid and random searches prepare each fold once (tasks/model_selection/prepared.py), shared
+    through `preparations` with the other families; successive halving fits each candidate's
+    whole pipeline (its rounds fit on different subsets of rows)."""
+    strategy = resolve_strategy(strategy, len(y_train), len(ParameterGrid(grid)), budget)
+    if strategy == "halving" or not reuse_preparation:
+        return search_whole_pipelines(
+            family, pipeline, grid, X_train, y_train, scoring, folds, strategy, n_iter, n_jobs, seed
+        )
+    return search_prepared_folds(
+        family,
+        pipeline,
+        search_candidates(grid, strategy, n_iter, seed),
+        X_train,
+        y_train,
+        scoring=scoring,
+        folds=folds,
+        n_jobs=n_jobs,
+        store=preparations or FoldPreparations(n_jobs, store_budget(X_train)),
+        budget=budget,
+    )
+
+
+def resolve_strategy(
+    strategy: str, n_rows: int, n_candidates: int, budget: SearchBudget | None
+) -> str:
+    """'auto': successive halving for many rows and many candidates, else the whole grid (a
+    budgeted search needs the grid: it stops between batches of candidates)."""
+    if strategy != "auto":
+        return strategy
+    if budget is None and n_rows >= HALVING_MIN_ROWS and n_candidates >= HALVING_MIN_CANDIDATES:
+        return "halving"
+    return "grid"
+
+
+def search_candidates(
+    grid: list[dict[str, list[Any]]], strategy: str, n_iter: int, seed: int
+) -> list[dict[str, Any]]:
+    """The candidates GridSearchCV or RandomizedSearchCV would try, in their order."""
+    if strategy == "random":
+        return list(ParameterSampler(grid, n_iter, random_state=seed))
+    return list(ParameterGrid(grid))
+
+
+def search_prepared_folds(
+    family: str,
+    pipeline: Pipeline,
+    candidates: list[dict[str, Any]],
+    X_train: pd.DataFrame,
+    y_train: pd.Series,
+    *,
+    scoring: Any,
+    folds: BaseCrossValidator,
+    n_jobs: int,
+    store: FoldPreparations,
+    budget: SearchBudget | None,
+) -> FamilyResult:
+    """Candidates scored on folds prepared once, then the best refit on all training rows."""
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitFailedWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        outcome = search_prepared(
+            pipeline,
+            candidates,
+            X_train,
+            y_train,
+            scorer=check_scoring(pipeline, scoring=scoring),
+            splits=list(folds.split(X_train, y_train)),
+            n_jobs=n_jobs,
+            store=store,
+            budget=budget,
+        )
+    notes = budget_notes(outcome.skipped, len(candidates), budget)
+    records = [store.records[key] for key in outcome.preparations]
+    candidates_rows = candidate_rows(family, outcome.cv_results())
+    best = outcome.best_index()
+    if best is None:
+        status = "skipped" if not outcome.params else "failed"
+        error = outcome.errors[0].splitlines()[0] if outcome.errors else notes[0]
+        if outcome.params and len(outcome.errors) == outcome.scores.size:
+            error = f"every fit failed ({error})"
+        return FamilyResult(
+            family,
+            status,
+            candidates=candidates_rows,
+            error=error if status == "failed" else None,
+            fit_seconds=time.perf_counter() - started,
+            notes=notes,
+            preparations=records,
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            model = clone(pipeline).set_params(**outcome.params[best]).fit(X_train, y_train)
+    except Exception as error:  # the refit on all rows failed: the family cannot be used
+        return FamilyResult(
+            family,
+            "failed",
+            candidates=candidates_rows,
+            error=short_error(error),
+            fit_seconds=time.perf_counter() - started,
+            notes=notes,
+            preparations=records,
+        )
+    return FamilyResult(
+        family=family,
+        status="completed",
+        best_params=readable_params(outcome.params[best]),
+        best_score=candidates_rows[best]["mean_score"],
+        best_std=candidates_rows[best]["std_score"],
+        fit_seconds=time.perf_counter() - started,
+        candidates=candidates_rows,
+        estimator=model,
+        notes=notes,
+        preparations=records,
+    )
+
+
+def budget_notes(
+    skipped: list[dict[str, Any]], total: int, budget: SearchBudget | None
+) -> list[str]:
+    if not skipped or budget is None:
+        return []
+    return [
+        f"time budget ({budget.describe()}): {len(skipped)} of {total} candidates not tried, "
+        "they would not have finished in time"
+    ]
+
+
+def search_whole_pipelines(
+    family: str,
+    pipeline: Pipeline,
+    grid: list[dict[str, list[Any]]],
+    X_train: pd.DataFrame,
+    y_train: pd.Series,
+    scoring: Any,
+    folds: BaseCrossValidator,
+    strategy: str = "grid",
+    n_iter: int = 20,
+    n_jobs: int = 1,
+    seed: int = 0,
+) -> FamilyResult:
+    """GridSearchCV, HalvingGridSearchCV or RandomizedSearchCV over the whole pipeline."""
     started = time.perf_counter()
     search = build_search(clone(pipeline), grid, scoring, folds, strategy, n_iter, n_jobs, seed)
     try:

@@ -55,7 +55,9 @@ CHAMPION_SECTION_END = "\n<h2>Leaderboard</h2>"
 
 
 def family_summary(result: FamilyResult) -> dict[str, Any]:
-    """A family's search for metrics.json (timings live in the manifest: they never repeat)."""
+    """A family's search for metrics.json (timings live in the manifest: they never repeat);
+    notes (a time budget's skips) only when there are some."""
+    notes = {"notes": result.notes} if result.notes else {}
     return {
         "family": result.family,
         "status": result.status,
@@ -66,6 +68,7 @@ def family_summary(result: FamilyResult) -> dict[str, Any]:
         "candidates": [
             {k: v for k, v in row.items() if k != "mean_fit_seconds"} for row in result.candidates
         ],
+        **notes,
     }
 
 

@@ -11,9 +11,6 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from tasks.evaluation.drift import drift_table
-from tasks.evaluation.metrics import headline_metrics
-
 REPORT_BASE_URL_VARIABLE = "TABPIPE_REPORT_BASE_URL"
 # Set by the CLI while `tabpipe server start`'s report server serves REPORTS_DIR at REPORTS_URL.
 REPORTS_URL_VARIABLE = "TABPIPE_REPORTS_URL"
@@ -58,6 +55,9 @@ def metric_rows(test_metrics: dict[str, Any]) -> list[dict[str, Any]]:
     intervals = test_metrics.get("intervals", {}).get("metrics", {})
     at_default = test_metrics.get("at_threshold_0.5")
     rows = []
+    # Imported here: the CLI imports format_value at startup, and this module pulls in sklearn.
+    from tasks.evaluation.metrics import headline_metrics
+
     for name, value in headline_metrics(test_metrics).items():
         interval = intervals.get(name, {})
         low, high = interval.get("low"), interval.get("high")
@@ -275,6 +275,8 @@ def drift_summary(drift: dict[str, Any]) -> str:
 def drift_html(drift: dict[str, Any] | None) -> str:
     if not drift:
         return ""
+    from tasks.evaluation.drift import drift_table  # scipy: loaded only when a report is drawn
+
     table = html_table(drift_table(drift)) if drift.get("columns") else ""
     return f'<h2>Drift</h2><p id="drift">{html.escape(drift_summary(drift))}</p>{table}'
 

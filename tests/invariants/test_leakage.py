@@ -94,3 +94,83 @@ def test_fold_models_never_saw_the_sentinel_either() -> None:
         statistics = model.named_steps["impute"].named_transformers_["numeric"].statistics_
         assert np.all(statistics < 10)
         assert not np.isin(model.named_steps[INPUT_AUDIT].row_index_, split.X_test.index).any()
+
+
+def shared_preparation_search(rebalancing: list[str]) -> tuple[DataSplit, object, object, object]:
+    """The sentinel split searched with fold preparations fitted once and shared (the default)."""
+    from tasks.model_selection.prepared import FoldPreparations
+
+    frame = make_frame(160, positive_share=0.2, seed=1)
+    profile = profile_frame(frame, "label")
+    test_rows = split_frame(frame, profile, 0.25, seed=0).X_test.index
+    frame.loc[test_rows, "x1"] = SENTINEL
+    split = split_frame(frame, profile, 0.25, seed=0)
+    folds, _ = make_folds(split.y_train, 3, seed=0)
+    family = FAMILIES["logistic_regression"]
+    pipeline = build_pipeline(
+        family,
+        profile.numeric_columns,
+        profile.categorical_columns,
+        ImputeConfig(numeric="mean"),
+        seed=0,
+    )
+    grid = build_param_grid(family, {"C": [0.1, 1.0]}, rebalancing, profile.categorical_columns, 0)
+    store = FoldPreparations()
+    result = search_family(
+        "logistic_regression",
+        pipeline,
+        grid,
+        split.X_train,
+        split.y_train,
+        build_scorer("average_precision", "yes"),
+        folds,
+        preparations=store,
+    )
+    return split, result, folds, store
+
+
+def test_every_shared_fold_preparation_saw_exactly_its_training_fold() -> None:
+    split, result, folds, store = shared_preparation_search(["class_weight", "random_under"])
+
+    audit = audit_leakage(
+        result.estimator,
+        split.X_train,
+        split.y_train,
+        split.X_test,
+        folds,
+        shared_preparations=result.preparations,
+    )
+
+    shared = audit["shared_preparations"]
+    assert len(shared) == 2 * 3  # two distinct preparations x three folds, each fitted once
+    for record in shared:
+        assert record["fit_rows_equal_train_fold"]
+        assert record["fingerprint"] == record["train_fold"]["fingerprint"]
+        assert record["validation_rows_in_fit"] == 0
+        assert record["test_rows_in_fit"] == 0
+        assert record["candidates_reusing"] == 2  # both C values reused it
+    assert audit["no_leakage_found"]
+    for prepared in store._folds.values():  # the fitted preparations themselves
+        means = prepared.preparation.named_steps["impute"].named_transformers_["numeric"]
+        assert means.statistics_[0] < 10  # the test-only sentinel never reached a fold's imputer
+
+
+def test_the_audit_detects_a_shared_preparation_fitted_on_validation_rows() -> None:
+    """Computed, not assumed: a record whose fit saw the whole training set is caught."""
+    split, result, folds, _ = shared_preparation_search(["class_weight"])
+    leaky = result.preparations[0]
+    leaky.row_index = split.X_train.index.to_numpy()
+
+    audit = audit_leakage(
+        result.estimator,
+        split.X_train,
+        split.y_train,
+        split.X_test,
+        folds,
+        shared_preparations=result.preparations,
+    )
+
+    flagged = [r for r in audit["shared_preparations"] if r["fold"] == leaky.fold]
+    assert flagged[0]["validation_rows_in_fit"] > 0
+    assert not flagged[0]["fit_rows_equal_train_fold"]
+    assert not audit["no_leakage_found"]

@@ -1,0 +1,80 @@
+"""A time budget for the search (`search.time_budget: MINUTES`), shared by concurrent families.
+
+Like FLAML's budgeted search, but over the fixed grids: families start in order of expected value
+per second, each family runs its candidates in batches, and a batch starts only when the last
+batch's wall time (this family's own measure of the machine right now) plus the refit of the best
+candidate still fits before the deadline. What does not fit is skipped, with a note.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+# Expected value per second, best first: gradient boosting is strong and fast on tables, a linear
+# model is nearly free, forests are strong but slower; distances and kernels scale worst
+# (benchmarks/README.md, and TabArena's ranking of tuned families).
+FAMILY_PRIORITY = (
+    "hist_gradient_boosting",
+    "logistic_regression",
+    "ridge",
+    "linear_regression",
+    "random_forest",
+    "decision_tree",
+    "mlp",
+    "knn",
+    "svm",
+)
+
+# Margin left for the refit of a family's best candidate, as a multiple of one fold fit (the refit
+# sees all training rows, a fold fit (k-1)/k of them).
+REFIT_MARGIN = 1.6
+
+
+def by_expected_value_per_second(families: list[str]) -> list[str]:
+    """Families in the order a budgeted search starts them (unknown names last, as given)."""
+    rank = {name: position for position, name in enumerate(FAMILY_PRIORITY)}
+    return sorted(families, key=lambda name: rank.get(name, len(rank)))
+
+
+class SearchBudget:
+    """The deadline of one search; thread-safe (families in the task runner's threads)."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = minutes * 60.0
+        # Wall clock, not monotonic: a Dask worker on another machine reads the same deadline.
+        self.started = time.time()
+        self._lock = threading.Lock()
+        self._scored = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "started": self.started, "scored": self._scored}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.seconds, self.started = state["seconds"], state["started"]
+        self._lock = threading.Lock()
+        self._scored = state["scored"]
+
+    def remaining(self) -> float:
+        return self.seconds - (time.time() - self.started)
+
+    def mark_scored(self) -> None:
+        """Some family has a cross-validated candidate: the run can finish with a model."""
+        with self._lock:
+            self._scored = True
+
+    @property
+    def anything_scored(self) -> bool:
+        with self._lock:
+            return self._scored
+
+    def allows(self, batch_seconds: float | None, refit_seconds: float) -> bool:
+        """May a batch start? With no estimate yet (a family's first batch) it may while time is
+        left, or always when nothing has been scored yet (a run must end with a model)."""
+        if batch_seconds is None:
+            return self.remaining() > 0 or not self.anything_scored
+        return batch_seconds + refit_seconds <= self.remaining()
+
+    def describe(self) -> str:
+        return f"{self.seconds / 60:g} min"

@@ -1,0 +1,125 @@
+"""search.time_budget: what does not fit is skipped with a note, and the run still ends with a
+model. Budgets here are far below one fit, so the behaviour does not depend on the machine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from sklearn.model_selection import StratifiedKFold
+
+from tasks.config import ImputeConfig
+from tasks.data.profile import profile_frame
+from tasks.data.split import split_frame
+from tasks.errors import ConfigError
+from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
+from tasks.model_selection.pipeline import FAMILIES, build_param_grid, build_pipeline
+from tasks.model_selection.search import FamilyResult, build_scorer, search_family
+from tests.conftest import make_frame
+
+TREE_GRID = {"max_depth": [2, 3, 4, 5, None], "min_samples_leaf": [1, 2, 5]}  # 15 candidates
+
+TINY = 1e-6  # minutes: 60 microseconds, spent before the first fit ends
+
+
+def budgeted_search(family: str, budget: SearchBudget) -> FamilyResult:
+    frame = make_frame(300, positive_share=0.3, seed=2)
+    profile = profile_frame(frame, "label")
+    split = split_frame(frame, profile, 0.25, seed=0)
+    spec = FAMILIES[family]
+    model_grid = TREE_GRID if family == "decision_tree" else {"C": [0.1, 1.0, 10.0]}
+    grid = build_param_grid(spec, model_grid, ["class_weight"], profile.categorical_columns, 0)
+    pipeline = build_pipeline(
+        spec, profile.numeric_columns, profile.categorical_columns, ImputeConfig(), 0
+    )
+    return search_family(
+        family,
+        pipeline,
+        grid,
+        split.X_train,
+        split.y_train,
+        build_scorer("average_precision", profile.positive_label),
+        StratifiedKFold(3, shuffle=True, random_state=0),
+        budget=budget,
+    )
+
+
+def test_a_spent_budget_skips_the_remaining_candidates_with_a_note_and_keeps_a_model() -> None:
+    result = budgeted_search("decision_tree", SearchBudget(TINY))
+
+    assert result.status == "completed"
+    assert result.estimator is not None  # the first candidate always runs: a run needs a model
+    assert 1 <= len(result.candidates) < 15
+    assert len(result.notes) == 1
+    assert f"{15 - len(result.candidates)} of 15 candidates not tried" in result.notes[0]
+
+
+def test_a_family_that_starts_after_the_budget_is_spent_is_skipped_with_a_note() -> None:
+    budget = SearchBudget(TINY)
+    first = budgeted_search("logistic_regression", budget)
+    second = budgeted_search("decision_tree", budget)
+
+    assert first.status == "completed"
+    assert second.status == "skipped"
+    assert second.candidates == [] and second.estimator is None
+    assert "15 of 15 candidates not tried" in second.notes[0]
+
+
+def test_a_generous_budget_tries_every_candidate_without_notes() -> None:
+    result = budgeted_search("decision_tree", SearchBudget(60))
+
+    assert len(result.candidates) == 15
+    assert result.notes == []
+
+
+def test_budgeted_families_start_by_expected_value_per_second() -> None:
+    order = by_expected_value_per_second(["svm", "knn", "logistic_regression", "my_family"])
+    assert order == ["logistic_regression", "knn", "svm", "my_family"]
+
+
+def test_halving_with_a_time_budget_is_a_config_error(tmp_path: Path) -> None:
+    from tasks.config import build_config
+
+    raw = {"data": "x.csv", "target": "y", "search": {"strategy": "halving", "time_budget": 1}}
+    with pytest.raises(ConfigError, match="time_budget"):
+        build_config(raw, "configs/x.yaml")
+
+
+def test_the_flow_completes_within_a_tiny_budget_and_says_what_it_skipped(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    from flows.runtime import TrainParameters
+    from flows.train import train
+
+    data = tmp_path / "tiny.csv"
+    make_frame(300, seed=4).to_csv(data, index=False)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": str(data),
+                "target": "label",
+                "models": ["decision_tree", "logistic_regression"],
+                "grids": {"decision_tree": TREE_GRID},
+                "rebalance": ["class_weight"],
+                "search": {"time_budget": TINY},
+                "split": {"cv_folds": 3},
+                "runs_dir": str(tmp_path / "runs"),
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    run_dir = Path(train(TrainParameters(config=str(config))))
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
+    notes = [note for family in metrics["families"] for note in family.get("notes", [])]
+    assert any("candidates not tried" in note for note in notes)
+    tried = sum(len(family["candidates"]) for family in metrics["families"])
+    assert tried < 15 + 3
+    assert metrics["best_model"]["family"] in {"decision_tree", "logistic_regression"}
+    audit = json.loads((run_dir / "leakage_audit.json").read_text())
+    assert audit["no_leakage_found"] and audit["shared_preparations"]
