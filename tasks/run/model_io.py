@@ -27,7 +27,14 @@ from tasks.run.signing import check_card_signature, sign_card
 MODEL_FILE_NAME = "best.skops"
 LEGACY_MODEL_FILE_NAME = "best.joblib"  # runs before skops; loaded only with --trust
 # Types a model file may hold beyond skops' own defaults (numpy, builtins, sklearn's core).
-TRUSTED_TYPE_PREFIXES = ("sklearn.", "imblearn.", "scipy.sparse.")
+# tabpipe's own pipeline steps live in tasks.model_selection; lightgbm is an opt-in family.
+TRUSTED_TYPE_PREFIXES = (
+    "sklearn.",
+    "imblearn.",
+    "scipy.sparse.",
+    "lightgbm.",
+    "tasks.model_selection.",
+)
 TRUSTED_EXACT_TYPES = frozenset({"numpy.dtype", "tasks.model_selection.audit.FitAudit"})
 
 
