@@ -83,7 +83,7 @@ def test_train_runs_family_searches_on_dask_workers(
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "completed"
-    assert (run_dir / "models" / "best.joblib").is_file()
+    assert (run_dir / "models" / "best.skops").is_file()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {f["family"]: f["status"] for f in metrics["families"]} == {
         "logistic_regression": "completed",
