@@ -303,9 +303,10 @@ def search_prepared_folds(
     best = outcome.best_index()
     if best is None:
         status = "skipped" if not outcome.params else "failed"
-        error = outcome.errors[0].splitlines()[0] if outcome.errors else notes[0]
+        # Every fit raised: the estimator's own one-line error (as GridSearchCV's path reports).
+        error = "every candidate failed to fit or score"
         if outcome.params and len(outcome.errors) == outcome.scores.size:
-            error = f"every fit failed ({error})"
+            error = outcome.errors[0].splitlines()[0]
         return FamilyResult(
             family,
             status,

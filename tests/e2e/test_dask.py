@@ -97,9 +97,11 @@ def test_train_runs_family_searches_on_dask_workers(
     # each family task ran on a worker of this cluster ...
     assert set(manifest["family_workers"]) == {"logistic_regression", "decision_tree"}
     assert set(manifest["family_workers"].values()) <= workers
-    # ... and the CV fits inside went to the cluster through joblib's Dask backend
+    # ... and the CV fits inside went to the cluster through joblib's Dask backend (the fold
+    # preparations and the candidates fitted on them: tasks/model_selection/prepared.py)
     assert "search_model_family" in prefixes
-    assert any(prefix.startswith("batch_of__fit_and_score") for prefix in prefixes)
+    assert any(prefix.startswith("batch_of_fit_and_score") for prefix in prefixes)
+    assert any(prefix.startswith("batch_of_fit_preparation") for prefix in prefixes)
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:8786", "tcp://127.0.0.1", "http://h:1", "tcp://:1"])
