@@ -123,7 +123,12 @@ def schema_for(reference: str | None, frame: pd.DataFrame, name: str) -> pa.Data
 def target_checks(frame: pd.DataFrame, config: RunConfig) -> DataProfile:
     """What training would refuse about the target: missing, empty, one class, tiny classes."""
     profile = profile_frame(
-        frame, config.target, config.task, config.positive_label, config.drop_columns
+        frame,
+        config.target,
+        task=config.task,
+        positive_label=config.positive_label,
+        drop_columns=config.drop_columns,
+        columns=config.columns,
     )
     check_class_sizes(profile.class_counts, profile.target)
     return profile

@@ -51,7 +51,7 @@ REFUSED_FILES = {
     "header only": (write_bytes(b"x1,x2,colour,label\n"), "has a header but no rows."),
     "binary file": (
         write_bytes(bytes(range(256)) * 8),
-        "is not a text table (it contains binary data).",
+        "is not a text table (it contains binary data); tabpipe reads CSV",
     ),
     "garbage text": (
         write_bytes(b"label,x\nyes,1\nno,2,3,4,5\n"),
@@ -300,7 +300,7 @@ def test_real_command_line_says_one_sentence_without_traceback(
     )
     for result, message in [
         (bad_config, "grids.random_forest.max_dept"),
-        (bad_file, "is not a text table (it contains binary data)."),
+        (bad_file, "is not a text table (it contains binary data); tabpipe reads CSV"),
     ]:
         assert result.returncode == 2, result.stderr
         assert message in " ".join(result.stderr.split())
