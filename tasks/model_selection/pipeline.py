@@ -55,6 +55,9 @@ class ModelFamily:
     param_prefix: str = "model__"
     # Takes categories as ordinal codes with a categorical_features mask (no one-hot).
     native_categories: bool = False
+    # The class_weight value that rebalances; a forest's per-tree weights also avoid
+    # scikit-learn 1.9 refusing 'balanced' for labels that look like numbers ('0', '1').
+    balanced_weight: str = "balanced"
 
     def grid_key(self, parameter: str) -> str:
         return f"{self.param_prefix}{parameter}"
@@ -86,6 +89,7 @@ FAMILIES: dict[str, ModelFamily] = {
             lambda seed: RandomForestClassifier(n_estimators=200, n_jobs=1, random_state=seed),
             {"max_depth": [None, 8], "min_samples_leaf": [1, 3]},
             supports_class_weight=True,
+            balanced_weight="balanced_subsample",
         ),
         ModelFamily(
             "svm",
@@ -325,7 +329,7 @@ def build_param_grid(
         }
         if family.supports_class_weight:
             sub_grid[family.grid_key("class_weight")] = [
-                "balanced" if choice == "class_weight" else None
+                family.balanced_weight if choice == "class_weight" else None
             ]
         grid.append(sub_grid)
     return grid
@@ -339,7 +343,7 @@ def unknown_grid_parameters(family: ModelFamily, model_grid: dict[str, list[Any]
 
 def rebalancing_name(sampler: Any, class_weight: Any) -> str:
     """A readable name for the rebalancing a fitted candidate used."""
-    if class_weight == "balanced":
+    if class_weight in ("balanced", "balanced_subsample"):
         return "class_weight"
     names = {
         RandomOverSampler: "random_over",
