@@ -74,18 +74,19 @@ def tabpipe_scores(metrics: dict[str, Any]) -> dict[str, Any]:
     """Test scores with their 95% intervals, under the names peer.py uses."""
     test = metrics["test_metrics"]
     intervals = test.get("intervals", {}).get("metrics", {})
-    names = {"f1_macro": ("f1_macro", "macro_f1")}
     scores: dict[str, Any] = {}
     for name in SCORES[metrics["task"]]:
-        for key in names.get(name, (name,)):
-            if key in test and isinstance(test[key], int | float):
-                interval = intervals.get(key, {})
-                scores[name] = {
-                    "value": test[key],
-                    "low": interval.get("low"),
-                    "high": interval.get("high"),
-                }
-                break
+        if name == "f1_macro":  # tabpipe keeps macro averages together, headlined as macro_f1
+            value, interval_key = test.get("macro", {}).get("f1"), "macro_f1"
+        else:
+            value, interval_key = test.get(name), name
+        if isinstance(value, int | float):
+            interval = intervals.get(interval_key, {})
+            scores[name] = {
+                "value": value,
+                "low": interval.get("low"),
+                "high": interval.get("high"),
+            }
     return scores
 
 

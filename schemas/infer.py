@@ -113,16 +113,23 @@ def class_name_for(dataset_name: str) -> str:
     return f"{'_' if name[0].isdigit() else ''}{name}Schema"
 
 
+# Names a generated DataFrameModel body already uses: its Config class, the module names it calls
+# (pa.Field, Series[...]) and the model's own methods.
+RESERVED_ATTRIBUTES = {"Config", "pa", "Series", *dir(pa.DataFrameModel)}
+
+
 def attribute_names(columns: list[str]) -> dict[str, str]:
     """A distinct Python identifier per column; columns that are not identifiers get an alias."""
     names: dict[str, str] = {}
     taken: set[str] = set()
     for column in columns:
-        base = re.sub(r"\W", "_", column).strip("_") or "column"
+        # ASCII only: Python folds some letters in identifiers ('º' becomes 'o', NFKC), so a
+        # unicode attribute could name a different column than the one it stands for.
+        base = re.sub(r"[^0-9A-Za-z_]", "_", column).strip("_") or "column"
         # pandera ignores attributes that start with '_'; keywords cannot be attributes.
         if base[0].isdigit():
             base = f"column_{base}"
-        if keyword.iskeyword(base):
+        if keyword.iskeyword(base) or base in RESERVED_ATTRIBUTES:
             base = f"{base}_"
         name, counter = base, 2
         while name in taken:

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.preprocessing import TargetEncoder
 
 from tasks.config import EncodingConfig
 from tasks.data.profile import DataProfile
@@ -38,7 +40,7 @@ def calendar_values(parsed: pd.Series, part: str) -> pd.Series:
     if part == "hour":
         values = parsed.dt.hour + parsed.dt.minute / 60
     elif part == "weekday":
-        values = parsed.dt.dayofweek
+        values = parsed.dt.day_of_week
     else:
         values = getattr(parsed.dt, part)
     return values.astype(float)
@@ -90,6 +92,12 @@ class FeatureLayout:
     min_frequency: int = 5
     sparse: bool = False
     seed: int = 0
+    task: str = "binary"
+
+    def target_encoder(self) -> TargetEncoder:
+        """Cross-fitted target statistics on seeded, shuffled folds (stratified for classes)."""
+        splitter = KFold if self.task == "regression" else StratifiedKFold
+        return TargetEncoder(cv=splitter(5, shuffle=True, random_state=self.seed))
 
     @property
     def calendar_columns(self) -> list[str]:
@@ -210,6 +218,7 @@ def layout_for(
         min_frequency=settings.min_frequency,
         sparse=plan.sparse,
         seed=seed,
+        task=profile.task,
     )
 
 

@@ -31,7 +31,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline as SkPipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -212,7 +212,7 @@ def build_encoder(
     ]
     if by_target:
         target_steps = SkPipeline(
-            [("target", TargetEncoder(random_state=layout.seed)), ("scale", StandardScaler())]
+            [("target", layout.target_encoder()), ("scale", StandardScaler())]
         )
         transformers.append(("target", target_steps, by_target))
     return ColumnTransformer(transformers, sparse_threshold=1.0 if layout.sparse else 0.0)
@@ -238,7 +238,7 @@ def build_native_encoder(
         ("categorical", codes, one_hot),
     ]
     if by_target:
-        transformers.append(("target", TargetEncoder(random_state=layout.seed), by_target))
+        transformers.append(("target", layout.target_encoder(), by_target))
     positions = list(range(len(numbers), len(numbers) + len(one_hot)))
     return ColumnTransformer(transformers, sparse_threshold=0.0), positions
 
