@@ -70,7 +70,17 @@ def only_run(runs: Path) -> Path:
     return found[0]
 
 
-def tabpipe_scores(metrics: dict[str, Any]) -> dict[str, Any]:
+def sklearn_macro_f1(predictions: Path) -> float:
+    """Macro F1 as scikit-learn computes it (a never-predicted class counts as 0), which tabpipe
+    reports as undefined instead; used only then, so both sides are compared alike."""
+    import pandas as pd
+    from sklearn.metrics import f1_score
+
+    frame = pd.read_csv(predictions, dtype={"y_true": str, "y_pred": str})
+    return float(f1_score(frame["y_true"], frame["y_pred"], average="macro", zero_division=0))
+
+
+def tabpipe_scores(metrics: dict[str, Any], run: Path | None = None) -> dict[str, Any]:
     """Test scores with their 95% intervals, under the names peer.py uses."""
     test = metrics["test_metrics"]
     intervals = test.get("intervals", {}).get("metrics", {})
@@ -108,7 +118,7 @@ def run_table(path: Path, target: str, env: dict[str, str], work: Path) -> Table
     result.task = metrics["task"]
     result.tabpipe = {
         "best_family": metrics["best_model"]["family"],
-        "scores": tabpipe_scores(metrics),
+        "scores": tabpipe_scores(metrics, run),
         "positive_label": metrics.get("positive_label"),
         "skipped_families": manifest.get("encoding", {}).get("skipped_families", {}),
     }
@@ -160,6 +170,8 @@ def score_cell(scores: dict[str, Any], name: str) -> str:
     score = scores.get(name)
     if score is None:
         return "n/a"
+    if score.get("zero_division"):
+        return f"{fmt(score['value'])} (a class never predicted: counted as 0)"
     if score.get("low") is None:
         return fmt(score["value"])
     return f"{fmt(score['value'])} [{fmt(score['low'])}, {fmt(score['high'])}]"
