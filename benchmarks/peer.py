@@ -128,7 +128,8 @@ def preprocessor(features: pd.DataFrame) -> ColumnTransformer:
                 ),
                 categorical,
             ),
-        ]
+        ],
+        sparse_threshold=0.0,  # histogram gradient boosting takes dense input only
     )
 
 
