@@ -16,7 +16,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 60
 DEMO_CONFIG ?= configs/penguins.yaml
 SERVER_PORT ?= 4200
 
-.PHONY: setup run test lint typecheck docs unit browser bench server server-stop serve clean
+.PHONY: setup run test lint typecheck docs unit browser bench corpus server server-stop serve clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,14 @@ test: $(STAMP) browser lint typecheck docs
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Zero-config tabpipe against a careful script on real tables: make corpus CORPUS=/path/to/folder
+# (writes benchmarks/corpus.md; CPU-heavy, 10-20 minutes).
+CORPUS ?=
+corpus: $(STAMP)
+	@if [ -z "$(CORPUS)" ]; then \
+		echo "Say which folder holds the tables: make corpus CORPUS=/path/to/folder"; exit 2; fi
+	$(BIN)/python -m benchmarks.corpus "$(CORPUS)"
 
 # The project's Prefect server in the background (UI at http://127.0.0.1:$(SERVER_PORT)); every
 # tabpipe command (make run, make serve, the README's) then reports to it.

@@ -3,6 +3,7 @@ evaluate -> write run. Read it top to bottom; every step is a task over a plain 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -27,6 +28,7 @@ from tasks.data.split import DataSplit, folds_for_split
 from tasks.data.split_columns import resolve_split_columns, split_column_notes
 from tasks.evaluation.drift import drift_table
 from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
+from tasks.model_selection.encoding import feasible_families, plan_encoding
 from tasks.model_selection.pipeline import choose_families
 from tasks.model_selection.prepared import FoldPreparations, PreparationRecord, store_budget
 from tasks.model_selection.search import (
@@ -162,7 +164,18 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         scorer = build_scorer(selection.metric, profile.positive_label)
         folds, cv_note = folds_for_split(split, config.split.cv_folds, config.seed, profile.task)
         clock.lap("profile_and_split")
-        families = choose_families(config.models, profile.task)
+        plan = plan_encoding(profile, split.X_train, config.encoding, folds.get_n_splits())
+        families, skipped = feasible_families(
+            choose_families(config.models, profile.task),
+            len(split.y_train),
+            plan.encoded_width,
+            explicit=bool(config.models),
+        )
+        writer.manifest["encoding"] = {**asdict(plan), "skipped_families": skipped}
+        writer.manifest["data"]["notes"] += [
+            *plan.notes,
+            *(f"Model family '{name}' is skipped: {why}." for name, why in skipped.items()),
+        ]
         results = search_all_families(families, split, profile, config, selection.metric, folds)
         if config.search.ensemble:
             results += ensemble_of(results, split, profile, config, selection.metric, folds)

@@ -25,6 +25,17 @@ MAX_NAME_LENGTH = 100  # run ids add about 25 characters; file names stop at 255
 
 Rebalancing = Literal["none", "class_weight", "random_over", "random_under", "smote", "auto"]
 TaskKind = Literal["auto", "binary", "multiclass", "regression", "clustering"]
+# The roles of tasks/data/roles.py a config may declare for a column.
+ColumnRoleName = Literal[
+    "identifier",
+    "group_key",
+    "text",
+    "datetime",
+    "categorical",
+    "numeric",
+    "constant",
+    "boolean",
+]
 SelectionMetric = Literal[
     "roc_auc",
     "average_precision",
@@ -122,6 +133,20 @@ class SearchConfig(StrictModel):
         return self
 
 
+class EncodingConfig(StrictModel):
+    """Bounded encoding: rare levels grouped, one-hot capped, a memory budget per fold."""
+
+    max_one_hot: int = Field(
+        30, ge=2, description="Most one-hot columns per categorical; more levels are grouped."
+    )
+    min_frequency: int = Field(
+        5, ge=1, description="Levels seen in fewer training rows are grouped as infrequent."
+    )
+    memory_budget_mb: int = Field(
+        1024, ge=16, description="Largest design matrix of one CV fold, in MB, before reducing."
+    )
+
+
 class ThresholdConfig(StrictModel):
     """Binary only: tune the decision threshold on out-of-fold training predictions."""
 
@@ -166,6 +191,10 @@ class RunConfig(StrictModel):
     )
     positive_label: str | None = None
     drop_columns: list[str] = Field(default_factory=list)
+    columns: dict[str, ColumnRoleName] = Field(
+        default_factory=dict, description="Column roles that override the inferred ones."
+    )
+    encoding: EncodingConfig = EncodingConfig()
     impute: ImputeConfig = ImputeConfig()
     rebalance: list[Rebalancing] = Field(default_factory=lambda: ["auto"], min_length=1)  # type: ignore[arg-type]
     models: list[str] = Field(default_factory=list)
@@ -182,6 +211,18 @@ class RunConfig(StrictModel):
     diagnostics: DiagnosticsConfig = DiagnosticsConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("positive_label", mode="before")
+    @classmethod
+    def _label_as_text(cls, value: Any) -> Any:
+        """Labels are compared as text: YAML and --set give 1, 1.0 or True for a label."""
+        if isinstance(value, bool):
+            return str(value)
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        if isinstance(value, int | float):
+            return str(value)
+        return value
 
     @field_validator("name")
     @classmethod

@@ -36,6 +36,7 @@ from tasks.evaluation.evaluate import (
 from tasks.evaluation.explain import Explanations, explain
 from tasks.model_selection.audit import audit_leakage
 from tasks.model_selection.budget import SearchBudget
+from tasks.model_selection.encoding import layout_for, plan_encoding
 from tasks.model_selection.ensemble import search_ensemble
 from tasks.model_selection.parallel import cv_parallelism, dask_worker_address
 from tasks.model_selection.pipeline import (
@@ -120,9 +121,13 @@ def profile_data(
     return profile_frame(
         frame,
         config.target,
-        config.task,
-        config.positive_label,
-        [*config.drop_columns, *(c for c in not_features if c not in config.drop_columns)],
+        task=config.task,
+        positive_label=config.positive_label,
+        drop_columns=[
+            *config.drop_columns,
+            *(c for c in not_features if c not in config.drop_columns),
+        ],
+        columns=config.columns,
     )
 
 
@@ -166,8 +171,14 @@ def search_model_family(
         profile.categorical_columns,
         config.seed,
     )
+    plan = plan_encoding(profile, split.X_train, config.encoding, folds.get_n_splits())
     pipeline = build_pipeline(
-        spec, profile.numeric_columns, profile.categorical_columns, config.impute, config.seed
+        spec,
+        profile.numeric_columns,
+        profile.categorical_columns,
+        config.impute,
+        config.seed,
+        layout=layout_for(profile, split.X_train, plan, config.encoding, config.seed),
     )
     with cv_parallelism(n_jobs, threads) as cv_jobs:
         result = search_family(

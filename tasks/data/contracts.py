@@ -57,9 +57,15 @@ def path_for_config(path: Path, root: Path) -> str:
 
 
 def starter_config_text(
-    name: str, data_ref: str, target: str, schema_ref: str, source: Path
+    name: str,
+    data_ref: str,
+    target: str,
+    schema_ref: str,
+    source: Path,
+    roles: dict[str, str] | None = None,
 ) -> str:
-    """A commented YAML config that trains with every default; the user edits from here."""
+    """A commented YAML config that trains with every default; the user edits from here.
+    `roles` are the inferred column roles, written out so a person can change any of them."""
     config: dict[str, Any] = {
         "name": name,
         "data": data_ref,
@@ -69,11 +75,15 @@ def starter_config_text(
         "split": {"test_size": 0.2, "cv_folds": 5},
         "seed": 42,
     }
+    if roles:
+        config["columns"] = roles
     header = (
         f"# Written by `tabpipe init` from {json.dumps(source.name)}. Tighten the YAML schema,\n"
         "# pick `models:` and `grids:` if you like, then run `tabpipe train` on this file.\n"
+        "# `columns:` holds the role inferred for each column (identifier, group_key, text and\n"
+        "# constant columns are left out); change a role to override it.\n"
     )
-    return header + yaml.safe_dump(config, sort_keys=False)
+    return header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 
 def refuse_overwrite(paths: list[Path], force: bool) -> None:
@@ -108,7 +118,14 @@ def write_starter_files(
     schema_path.write_text(schema_yaml_source(schema, data.name), encoding="utf-8")
     configs_dir.mkdir(parents=True, exist_ok=True)
     config_path.write_text(
-        starter_config_text(name, path_for_config(data, root), target, schema_ref, data),
+        starter_config_text(
+            name,
+            path_for_config(data, root),
+            target,
+            schema_ref,
+            data,
+            roles={column: role.role for column, role in profile.column_roles.items()},
+        ),
         encoding="utf-8",
     )
     load_schema(parse_config(config_path).schema_ref or schema_ref)  # the written files load
@@ -124,7 +141,12 @@ def schema_for(reference: str | None, frame: pd.DataFrame, name: str) -> pa.Data
 def target_checks(frame: pd.DataFrame, config: RunConfig) -> DataProfile:
     """What training would refuse about the target: missing, empty, one class, tiny classes."""
     profile = profile_frame(
-        frame, config.target, config.task, config.positive_label, config.drop_columns
+        frame,
+        config.target,
+        task=config.task,
+        positive_label=config.positive_label,
+        drop_columns=config.drop_columns,
+        columns=config.columns,
     )
     check_class_sizes(profile.class_counts, profile.target)
     return profile

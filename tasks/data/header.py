@@ -36,32 +36,55 @@ def parquet_columns(path: Path) -> list[str]:
 
 
 def text_columns(path: Path) -> list[str]:
+    import csv
+    import io
+
     from tasks.data.read import (
-        SNIFF_BYTES,
+        compression_of,
         detect_delimiter,
         detect_encoding,
-        read_header,
+        raw_sample,
         reject_duplicate_columns,
     )
 
-    with path.open("rb") as handle:
-        sample = handle.read(SNIFF_BYTES)
+    sample = raw_sample(path, compression_of(path))  # gzip and zip: the decompressed text
     if not sample.strip():
         raise DataError(f"File '{path}' is empty.")
     encoding = detect_encoding(sample, path)
-    delimiter = detect_delimiter(sample.decode(encoding, errors="ignore"))
-    header = read_header(path, encoding, delimiter)
+    text = sample.decode(encoding, errors="ignore")
+    header = next(csv.reader(io.StringIO(text), delimiter=detect_delimiter(text)), [])
     reject_duplicate_columns(header, path)
     return header
 
 
-def header_columns(path: Path) -> list[str]:
-    """The column names in the file's header (CSV-like text or Parquet)."""
-    check_file_access(path)
-    from tasks.data.read import PARQUET_SUFFIXES  # pandas: only once the file is there
+def excel_columns(path: Path) -> list[str]:
+    import pandas as pd
 
-    if path.suffix.lower() in PARQUET_SUFFIXES:
+    try:
+        return [str(c) for c in pd.read_excel(path, nrows=0, engine="openpyxl").columns]
+    except Exception as error:  # openpyxl raises several unrelated types for a bad file
+        raise DataError(f"File '{path}' is not a readable Excel .xlsx file: {error}.") from error
+
+
+def header_columns(path: Path) -> list[str]:
+    """The column names in the file's header (delimited text, plain or compressed; Parquet;
+    Excel); a format tabpipe does not read is said here already."""
+    check_file_access(path)
+    # pandas: only once the file is there
+    from tasks.data.read import (
+        EXCEL_SUFFIXES,
+        PARQUET_SUFFIXES,
+        UNSUPPORTED_SUFFIXES,
+        unsupported,
+    )
+
+    suffix = path.suffix.lower()
+    if suffix in UNSUPPORTED_SUFFIXES:
+        raise unsupported(path, UNSUPPORTED_SUFFIXES[suffix])
+    if suffix in PARQUET_SUFFIXES:
         return parquet_columns(path)
+    if suffix in EXCEL_SUFFIXES:
+        return excel_columns(path)
     return text_columns(path)
 
 

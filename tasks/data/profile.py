@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from tasks.data.roles import LEFT_OUT_ROLES, ColumnRole, decide_roles, role_notes
 from tasks.errors import DataError
 
 # The course: ROC for roughly balanced classes, precision-recall for moderate to large imbalance.
@@ -33,10 +35,24 @@ class DataProfile:
     dropped_columns: dict[str, str] = field(default_factory=dict)
     dropped_target_rows: int = 0
     target_summary: dict[str, float] = field(default_factory=dict)
+    # Every feature column's role and reason (tasks/data/roles.py); datetime columns are raw
+    # inputs the pipeline expands into calendar features.
+    column_roles: dict[str, ColumnRole] = field(default_factory=dict)
+    datetime_columns: list[str] = field(default_factory=list)
 
     @property
     def feature_columns(self) -> list[str]:
-        return [*self.numeric_columns, *self.categorical_columns]
+        return [*self.numeric_columns, *self.categorical_columns, *self.datetime_columns]
+
+    @property
+    def group_columns(self) -> list[str]:
+        """Columns that look like keys of groups (patients, customers): candidates for a
+        group-aware split."""
+        return [name for name, role in self.column_roles.items() if role.role == "group_key"]
+
+    @property
+    def target_encoded_columns(self) -> list[str]:
+        return [n for n, r in self.column_roles.items() if r.encoding == "target"]
 
     @property
     def roughly_balanced(self) -> bool:
@@ -44,10 +60,13 @@ class DataProfile:
 
 
 def target_labels(series: pd.Series) -> pd.Series:
-    """Class labels as strings, so 0/1 and 'No'/'Yes' targets behave the same everywhere."""
+    """Class labels as strings, so 0/1 and 'No'/'Yes' targets behave the same everywhere;
+    surrounding spaces are not part of a label and an empty or blank label is missing."""
     if pd.api.types.is_float_dtype(series) and series.dropna().mod(1).eq(0).all():
         series = series.astype("Int64")
-    return series.astype(str).where(series.notna())
+    labels = series.astype(str).where(series.notna()).astype("object")
+    stripped = labels.where(labels.isna(), labels.str.strip())
+    return stripped.where(stripped != "")
 
 
 def infer_task(labels: pd.Series, requested: str) -> str:
@@ -104,7 +123,7 @@ def reject_wide_table(features: pd.DataFrame, target: str) -> None:
 
 
 def profile_notes(profile: DataProfile) -> list[str]:
-    """Sentences for what profiling left out: rows without a target, unusable columns."""
+    """Sentences for what profiling decided: rows without a target, columns left out, roles."""
     notes = []
     if profile.dropped_target_rows:
         notes.append(
@@ -113,7 +132,45 @@ def profile_notes(profile: DataProfile) -> list[str]:
         )
     for column, reason in profile.dropped_columns.items():
         notes.append(f"Column '{column}' is left out of the model: {reason}.")
+    notes += role_notes(profile.column_roles)
+    if profile.group_columns:
+        named = ", ".join(f"'{c}'" for c in profile.group_columns)
+        notes.append(f"Likely group column(s) for a group-aware split: {named}.")
+    if profile.positive_label is not None:
+        notes.append(
+            f"Positive class: '{profile.positive_label}' ({positive_rule(profile)}); binary "
+            "metrics are about it."
+        )
     return notes
+
+
+def positive_rule(profile: DataProfile) -> str:
+    counts = profile.class_counts
+    if profile.positive_label == min(counts, key=lambda label: (counts[label], label)):
+        return "the minority class, unless positive_label says otherwise"
+    return "set by positive_label"
+
+
+@dataclass(frozen=True)
+class FeatureRoles:
+    """The roles of a frame's feature columns, grouped the way the pipeline uses them."""
+
+    roles: dict[str, ColumnRole]
+    numeric: list[str]
+    categorical: list[str]
+    datetime: list[str]
+    dropped: dict[str, str]
+
+
+def feature_roles(features: pd.DataFrame, declared: Mapping[str, str] | None) -> FeatureRoles:
+    roles = decide_roles(features, declared or {})
+    return FeatureRoles(
+        roles=roles,
+        numeric=[n for n, r in roles.items() if r.encoding == "numeric"],
+        categorical=[n for n, r in roles.items() if r.encoding in ("one_hot", "target")],
+        datetime=[n for n, r in roles.items() if r.role == "datetime"],
+        dropped={n: r.reason for n, r in roles.items() if r.role in LEFT_OUT_ROLES},
+    )
 
 
 def profile_summary(profile: DataProfile, load_notes: list[str]) -> dict[str, object]:
@@ -125,28 +182,50 @@ def profile_summary(profile: DataProfile, load_notes: list[str]) -> dict[str, ob
     }
 
 
+# YAML 1.1 reads yes/no/on/off as booleans: `positive_label: Yes` arrives as True.
+YAML_TRUE = {"true", "yes", "y", "on"}
+YAML_FALSE = {"false", "no", "n", "off"}
+
+
+def match_label(requested: str, classes: list[str]) -> str | None:
+    """The class a configured label means: exact, else the same spelling ignoring case and
+    spaces, else the class a YAML boolean was written as (Yes -> True)."""
+    if requested in classes:
+        return requested
+    folded = [c for c in classes if c.strip().lower() == requested.strip().lower()]
+    if len(folded) == 1:
+        return folded[0]
+    spellings = {"True": YAML_TRUE, "False": YAML_FALSE}.get(requested, set())
+    booleans = [c for c in classes if c.strip().lower() in spellings]
+    return booleans[0] if len(booleans) == 1 else None
+
+
 def choose_positive_label(class_counts: dict[str, int], requested: str | None) -> str:
     """The configured positive label, else the minority class (what imbalance is about)."""
     if requested is not None:
-        if requested not in class_counts:
+        matched = match_label(requested, list(class_counts))
+        if matched is None:
             known = ", ".join(sorted(class_counts))
             raise DataError(f"positive_label '{requested}' is not a class of the target ({known}).")
-        return requested
+        return matched
     return min(class_counts, key=lambda label: (class_counts[label], label))
 
 
 def profile_frame(
     frame: pd.DataFrame,
     target: str,
+    *,
     task: str = "auto",
     positive_label: str | None = None,
     drop_columns: list[str] | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> DataProfile:
-    """Profile a validated frame; raises DataError when the target cannot be learned."""
+    """Profile a validated frame; raises DataError when the target cannot be learned.
+    `columns` are the config's declared roles (name -> role)."""
     if target not in frame.columns:
         raise DataError(f"Target column '{target}' is not in the data.")
     if is_regression(frame[target], task):
-        return profile_regression(frame, target, drop_columns)
+        return profile_regression(frame, target, drop_columns, columns)
     labels = target_labels(frame[target])
     if labels.isna().all():
         raise DataError(f"Target column '{target}' is empty in every row.")
@@ -157,8 +236,7 @@ def profile_frame(
         raise DataError(f"Target column '{target}' has a single class ('{only}'); need two.")
     features = frame.loc[labelled].drop(columns=[target, *(drop_columns or [])])
     reject_wide_table(features, target)
-    dropped = unusable_columns(features)
-    numeric, categorical = column_kinds(features.drop(columns=list(dropped)))
+    roles = feature_roles(features, columns)
     resolved_task = infer_task(labels[labelled], task)
     positive = (
         choose_positive_label(class_counts, positive_label) if resolved_task == "binary" else None
@@ -173,12 +251,19 @@ def profile_frame(
         class_counts=class_counts,
         minority_share=float(counts.min() / counts.sum()),
         positive_label=positive,
-        numeric_columns=numeric,
-        categorical_columns=categorical,
-        missing_per_column={str(c): int(v) for c, v in features.isna().sum().items()},
-        dropped_columns=dropped,
+        numeric_columns=roles.numeric,
+        categorical_columns=roles.categorical,
+        missing_per_column=missing_counts(features),
+        dropped_columns=roles.dropped,
         dropped_target_rows=int((~labelled).sum()),
+        column_roles=roles.roles,
+        datetime_columns=roles.datetime,
     )
+
+
+def missing_counts(features: pd.DataFrame) -> dict[str, int]:
+    counts = features.isna().sum().to_numpy()
+    return {str(name): int(count) for name, count in zip(features.columns, counts, strict=True)}
 
 
 def is_numeric_target(series: pd.Series) -> bool:
@@ -208,15 +293,17 @@ def summarise_target(values: pd.Series) -> dict[str, float]:
 
 
 def profile_regression(
-    frame: pd.DataFrame, target: str, drop_columns: list[str] | None = None
+    frame: pd.DataFrame,
+    target: str,
+    drop_columns: list[str] | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> DataProfile:
     """Profile for a numeric target: rows without a target are dropped (and counted)."""
     labelled = frame[target].notna()
     if labelled.sum() < 2:
         raise DataError(f"Target column '{target}' has fewer than two values to learn from.")
     features = frame.loc[labelled].drop(columns=[target, *(drop_columns or [])])
-    dropped = unusable_columns(features)
-    numeric, categorical = column_kinds(features.drop(columns=list(dropped)))
+    roles = feature_roles(features, columns)
     return DataProfile(
         task="regression",
         target=target,
@@ -226,10 +313,12 @@ def profile_regression(
         class_counts={},
         minority_share=1.0,  # no classes, so nothing to rebalance
         positive_label=None,
-        numeric_columns=numeric,
-        categorical_columns=categorical,
-        missing_per_column={str(c): int(v) for c, v in features.isna().sum().items()},
-        dropped_columns=dropped,
+        numeric_columns=roles.numeric,
+        categorical_columns=roles.categorical,
+        missing_per_column=missing_counts(features),
+        dropped_columns=roles.dropped,
         dropped_target_rows=int((~labelled).sum()),
         target_summary=summarise_target(frame.loc[labelled, target].astype(float)),
+        column_roles=roles.roles,
+        datetime_columns=roles.datetime,
     )

@@ -15,23 +15,28 @@ from tasks.errors import ValidationFailed
 FAILURE_COLUMNS = ["column", "check", "failure_case", "index"]
 # pandera's checks that a column is there (or is allowed); failure_case holds its name.
 FINITE_CHECK = "finite"
+OVERFLOW_CHECK = "overflow"
+# Beyond this a square (variances, distances) overflows float64: as unusable as infinity.
+OVERFLOW_LIMIT = 1e150
 COLUMN_CHECKS = ("column_in_dataframe", "column_in_schema")
 
 
 def infinite_value_cases(frame: pd.DataFrame) -> pd.DataFrame:
-    """Cells holding +/-inf: no estimator can use them and no range check names them clearly."""
+    """Cells holding +/-inf or a number so large that arithmetic on it overflows (1e308): no
+    estimator can use them and no range check names them clearly."""
     rows = []
-    for column in frame.select_dtypes("number").columns:
-        infinite = np.isinf(frame[column].to_numpy(dtype=float, na_value=np.nan))
-        for index in frame.index[infinite]:
-            rows.append(
-                {
-                    "column": column,
-                    "check": FINITE_CHECK,
-                    "failure_case": frame.at[index, column],
-                    "index": index,
-                }
-            )
+    numeric = frame.select_dtypes("number")
+    for position in range(numeric.shape[1]):
+        series = numeric.iloc[:, position]
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            infinite = np.isinf(values)
+            overflowing = ~infinite & (np.abs(values) > OVERFLOW_LIMIT)
+        for check, mask in ((FINITE_CHECK, infinite), (OVERFLOW_CHECK, overflowing)):
+            rows += [
+                {"column": series.name, "check": check, "failure_case": value, "index": index}
+                for index, value in zip(series.index[mask], values[mask], strict=True)
+            ]
     return pd.DataFrame(rows, columns=FAILURE_COLUMNS)
 
 
@@ -55,7 +60,14 @@ def summarise_failures(failure_cases: pd.DataFrame, source: str) -> str:
     if infinite.any():
         columns = [str(c) for c in dict.fromkeys(failure_cases.loc[infinite, "column"])]
         parts.append(f"{int(infinite.sum())} infinite value(s) in column(s) {quoted_list(columns)}")
-    values = failure_cases.loc[~missing & ~unexpected & ~infinite]
+    overflowing = failure_cases["check"].eq(OVERFLOW_CHECK)
+    if overflowing.any():
+        columns = [str(c) for c in dict.fromkeys(failure_cases.loc[overflowing, "column"])]
+        parts.append(
+            f"{int(overflowing.sum())} value(s) beyond ±{OVERFLOW_LIMIT:g} (too large to compute "
+            f"with) in column(s) {quoted_list(columns)}"
+        )
+    values = failure_cases.loc[~missing & ~unexpected & ~infinite & ~overflowing]
     if not values.empty:
         columns = [str(c) for c in dict.fromkeys(values["column"].fillna("(table)"))]
         parts.append(
@@ -79,16 +91,18 @@ def validate_frame(frame: pd.DataFrame, schema: pa.DataFrameSchema, source: str)
         validated = schema.validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as errors:
         cases = name_column_checks(errors.failure_cases.reindex(columns=FAILURE_COLUMNS))
-        cases = pd.concat([cases[~cases["failure_case"].map(is_infinite)], infinite])
+        cases = pd.concat([cases[~cases["failure_case"].map(is_unusable_number)], infinite])
         raise ValidationFailed(summarise_failures(cases, source), cases) from None
     if not infinite.empty:
         raise ValidationFailed(summarise_failures(infinite, source), infinite)
     return compact_strings(validated)
 
 
-def is_infinite(value: object) -> bool:
-    """A failure case that is +/-inf (reported once, by the finite check)."""
-    return isinstance(value, float | np.floating) and bool(np.isinf(value))
+def is_unusable_number(value: object) -> bool:
+    """A failure case that is +/-inf or overflowing (reported once, by those checks)."""
+    if not isinstance(value, float | np.floating):
+        return False
+    return bool(np.isinf(value) or abs(float(value)) > OVERFLOW_LIMIT)
 
 
 def write_failure_cases(failure_cases: pd.DataFrame, path: Path) -> Path:

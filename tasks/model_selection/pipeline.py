@@ -1,7 +1,10 @@
 """The one imblearn Pipeline that holds everything that learns from data, and its search grid.
 
-impute -> rebalance -> encode/scale -> model. Every step is fitted inside a training fold only:
-imblearn applies the sampler at fit time and never to the rows being scored.
+prepare -> impute -> rebalance -> encode/scale -> model. Every step is fitted inside a training
+fold only: imblearn applies the sampler at fit time and never to the rows being scored. `prepare`
+is stateless (dates into calendar parts, category codes into text); `encode` is bounded: rare
+levels grouped, one-hot capped per column, many-level columns by cross-fitted target statistics,
+native categories for histogram gradient boosting (see tasks/model_selection/encoding.py).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from imblearn.over_sampling import SMOTE, SMOTENC, RandomOverSampler
 from imblearn.pipeline import Pipeline
 from imblearn.under_sampling import RandomUnderSampler
@@ -26,13 +30,15 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.pipeline import Pipeline as SkPipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from tasks.config import ImputeConfig
 from tasks.errors import ConfigError
 from tasks.model_selection.audit import INPUT_AUDIT, RESAMPLED_AUDIT, FitAudit
+from tasks.model_selection.encoding import FeatureLayout, PrepareColumns
 from tasks.model_selection.extra_families import extra_family_specs
 
 
@@ -48,6 +54,11 @@ class ModelFamily:
     notes: list[str] = field(default_factory=list)
     # Where the estimator's parameters live in the pipeline (a wrapped estimator adds a level).
     param_prefix: str = "model__"
+    # Takes categories as ordinal codes with a categorical_features mask (no one-hot).
+    native_categories: bool = False
+    # The class_weight value that rebalances; a forest's per-tree weights also avoid
+    # scikit-learn 1.9 refusing 'balanced' for labels that look like numbers ('0', '1').
+    balanced_weight: str = "balanced"
 
     def grid_key(self, parameter: str) -> str:
         return f"{self.param_prefix}{parameter}"
@@ -79,6 +90,7 @@ FAMILIES: dict[str, ModelFamily] = {
             lambda seed: RandomForestClassifier(n_estimators=200, n_jobs=1, random_state=seed),
             {"max_depth": [None, 8], "min_samples_leaf": [1, 3]},
             supports_class_weight=True,
+            balanced_weight="balanced_subsample",
         ),
         ModelFamily(
             "svm",
@@ -93,6 +105,7 @@ FAMILIES: dict[str, ModelFamily] = {
             lambda seed: HistGradientBoostingClassifier(random_state=seed),
             {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
             supports_class_weight=True,
+            native_categories=True,
         ),
         ModelFamily(
             "mlp",
@@ -135,6 +148,7 @@ REGRESSION_FAMILIES: dict[str, ModelFamily] = {
             lambda seed: HistGradientBoostingRegressor(random_state=seed),
             {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
             False,
+            native_categories=True,
         ),
     ]
 }
@@ -178,15 +192,58 @@ def build_imputer(numeric: list[str], categorical: list[str], impute: ImputeConf
     return transformer.set_output(transform="pandas")
 
 
-def build_encoder(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
-    """Scale numbers and one-hot encode categories; unseen categories at predict time are zeros."""
-    return ColumnTransformer(
-        [
-            ("numeric", StandardScaler(), numeric),
-            ("categorical", OneHotEncoder(handle_unknown="ignore"), categorical),
-        ],
-        sparse_threshold=0.0,
+def build_encoder(
+    numeric: list[str], categorical: list[str], layout: FeatureLayout | None = None
+) -> ColumnTransformer:
+    """Scale numbers; one-hot few-level categories (rare levels grouped, at most max_one_hot
+    columns each, unseen levels as the infrequent group or zeros); many-level categories by
+    cross-fitted target statistics, then scaled."""
+    layout = layout or FeatureLayout()
+    one_hot, by_target = layout.split_categorical(categorical)
+    transformers: list[tuple[str, Any, list[str]]] = [
+        ("numeric", StandardScaler(), [*numeric, *layout.calendar_columns]),
+        (
+            "categorical",
+            OneHotEncoder(
+                handle_unknown="infrequent_if_exist",
+                min_frequency=layout.min_frequency,
+                max_categories=layout.max_one_hot,
+                sparse_output=layout.sparse,
+            ),
+            one_hot,
+        ),
+    ]
+    if by_target:
+        target_steps = SkPipeline(
+            [("target", layout.target_encoder()), ("scale", StandardScaler())]
+        )
+        transformers.append(("target", target_steps, by_target))
+    return ColumnTransformer(transformers, sparse_threshold=1.0 if layout.sparse else 0.0)
+
+
+def build_native_encoder(
+    numeric: list[str], categorical: list[str], layout: FeatureLayout
+) -> tuple[ColumnTransformer, list[int]]:
+    """For a family with native categories: numbers as they are, few-level categories as ordinal
+    codes (unseen and missing as gaps), many-level ones by target statistics; with the positions
+    of the coded columns for the model's categorical_features."""
+    one_hot, by_target = layout.split_categorical(categorical)
+    numbers = [*numeric, *layout.calendar_columns]
+    codes = OrdinalEncoder(
+        handle_unknown="use_encoded_value",
+        unknown_value=np.nan,
+        encoded_missing_value=np.nan,
+        min_frequency=layout.min_frequency,
+        max_categories=layout.max_native_categories,
     )
+    transformers: list[tuple[str, Any, list[str]]] = [
+        ("numeric", "passthrough", numbers),
+        ("categorical", codes, one_hot),
+    ]
+    if by_target:
+        transformers.append(("target", layout.target_encoder(), by_target))
+    positions = list(range(len(numbers), len(numbers) + len(one_hot)))
+    return ColumnTransformer(transformers, sparse_threshold=0.0), positions
 
 
 def build_sampler(kind: str, categorical: list[str], seed: int) -> Any:
@@ -208,17 +265,29 @@ def build_pipeline(
     categorical: list[str],
     impute: ImputeConfig,
     seed: int,
+    *,
+    layout: FeatureLayout | None = None,
 ) -> Pipeline:
-    """impute -> rebalance -> encode -> model, with the sampler switched by the grid; two
-    passthrough audit steps record what the fits saw (see tasks/audit.py)."""
+    """prepare -> impute -> rebalance -> encode -> model, with the sampler switched by the grid;
+    two passthrough audit steps record what the fits saw (see tasks/audit.py). `layout` says
+    which columns are dates and which categories are encoded by target statistics."""
+    layout = layout or FeatureLayout(seed=seed)
+    model = family.build(seed)
+    if family.native_categories:
+        encoder, positions = build_native_encoder(numeric, categorical, layout)
+        if positions:
+            model.set_params(categorical_features=positions)
+    else:
+        encoder = build_encoder(numeric, categorical, layout)
     return Pipeline(
         [
             (INPUT_AUDIT, FitAudit()),
-            ("impute", build_imputer(numeric, categorical, impute)),
+            ("prepare", PrepareColumns(dates=layout.dates, categorical=list(categorical))),
+            ("impute", build_imputer([*numeric, *layout.calendar_columns], categorical, impute)),
             ("rebalance", "passthrough"),
             (RESAMPLED_AUDIT, FitAudit()),
-            ("encode", build_encoder(numeric, categorical)),
-            ("model", family.build(seed)),
+            ("encode", encoder),
+            ("model", model),
         ]
     )
 
@@ -263,7 +332,7 @@ def build_param_grid(
         }
         if family.supports_class_weight:
             sub_grid[family.grid_key("class_weight")] = [
-                "balanced" if choice == "class_weight" else None
+                family.balanced_weight if choice == "class_weight" else None
             ]
         grid.append(sub_grid)
     return grid
@@ -277,7 +346,7 @@ def unknown_grid_parameters(family: ModelFamily, model_grid: dict[str, list[Any]
 
 def rebalancing_name(sampler: Any, class_weight: Any) -> str:
     """A readable name for the rebalancing a fitted candidate used."""
-    if class_weight == "balanced":
+    if class_weight in ("balanced", "balanced_subsample"):
         return "class_weight"
     names = {
         RandomOverSampler: "random_over",

@@ -304,6 +304,19 @@ img{max-width:100%;border:1px solid #eee}figcaption{text-align:center;color:#555
 """
 
 
+def role_rows(profile: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every feature column's role, how it is encoded, and why (profile.json column_roles)."""
+    return [
+        {
+            "column": column,
+            "role": role.get("role", ""),
+            "encoding": role.get("encoding") or "left out",
+            "reason": role.get("reason", ""),
+        }
+        for column, role in profile.get("column_roles", {}).items()
+    ]
+
+
 def report_html(
     metrics: dict[str, Any],
     manifest: dict[str, Any],
@@ -356,6 +369,8 @@ Leakage audit: {html.escape(leakage_line(metrics))}.</p>
 {html_table(profile_rows)}
 <h3>Columns left out</h3>
 {html_table(dropped)}
+<h3>Column roles</h3>
+<div id="column-roles">{html_table(role_rows(profile))}</div>
 <h2>Plots</h2>
 <div id="plots">{images}</div>
 </body></html>

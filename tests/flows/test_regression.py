@@ -155,7 +155,7 @@ def test_bundled_hitters_validates_and_profiles() -> None:
 
     config = load_config(PROJECT_ROOT / "configs" / "hitters.yaml")
     frame = HittersSchema.validate(pd.read_csv(config.data), lazy=True)
-    profile = profile_frame(frame, config.target, config.task)
+    profile = profile_frame(frame, config.target, task=config.task)
     assert profile.task == "regression"
     assert (profile.n_rows, profile.dropped_target_rows) == (263, 59)
     assert profile.categorical_columns == ["League", "Division", "NewLeague"]

@@ -51,7 +51,7 @@ REFUSED_BEFORE_START = {
     "empty file": (write_bytes(b""), "is empty."),
     "binary file": (
         write_bytes(bytes(range(256)) * 8),
-        "is not a text table (it contains binary data).",
+        "is not a text table (it contains binary data); tabpipe reads CSV",
     ),
     "duplicate column names": (
         write_bytes(b"x1,x1,label\n1,2,yes\n3,4,no\n"),
@@ -318,7 +318,7 @@ def test_real_command_line_says_one_sentence_without_traceback(
     )
     for result, message in [
         (bad_config, "grids.random_forest.max_dept"),
-        (bad_file, "is not a text table (it contains binary data)."),
+        (bad_file, "is not a text table (it contains binary data); tabpipe reads CSV"),
     ]:
         assert result.returncode == 2, result.stderr
         assert message in " ".join(result.stderr.split())

@@ -174,3 +174,51 @@ def test_the_audit_detects_a_shared_preparation_fitted_on_validation_rows() -> N
     assert flagged[0]["validation_rows_in_fit"] > 0
     assert not flagged[0]["fit_rows_equal_train_fold"]
     assert not audit["no_leakage_found"]
+
+
+def test_target_statistics_and_calendar_features_learn_from_training_folds_only() -> None:
+    """A many-level category (target-encoded) and a timestamp (calendar features) in the
+    pipeline: a category that only test rows hold never reaches the encoder, and the audit
+    still finds every fit on exactly its training fold."""
+    from tasks.config import EncodingConfig
+    from tasks.model_selection.encoding import layout_for, plan_encoding
+
+    frame = make_frame(240, positive_share=0.3, seed=2)
+    rng = np.random.default_rng(2)
+    frame["shop"] = [f"shop-{i}" for i in rng.integers(0, 60, len(frame))]
+    frame["when"] = pd.date_range("2024-01-01", periods=len(frame), freq="7h").strftime(
+        "%Y-%m-%d %H:%M"
+    )
+    profile = profile_frame(frame, "label")
+    assert profile.column_roles["shop"].encoding == "target"
+    assert profile.column_roles["when"].role == "datetime"
+    test_rows = split_frame(frame, profile, 0.25, seed=0).X_test.index
+    frame.loc[test_rows, "shop"] = "test-only-shop"
+    split = split_frame(frame, profile, 0.25, seed=0)
+    folds, _ = make_folds(split.y_train, 3, seed=0)
+    plan = plan_encoding(profile, split.X_train, EncodingConfig(), cv_folds=3)
+    family = FAMILIES["logistic_regression"]
+    pipeline = build_pipeline(
+        family,
+        profile.numeric_columns,
+        profile.categorical_columns,
+        ImputeConfig(),
+        seed=0,
+        layout=layout_for(profile, split.X_train, plan, EncodingConfig(), seed=0),
+    )
+    grid = build_param_grid(family, {"C": [1.0]}, ["none"], profile.categorical_columns, 0)
+    result = search_family(
+        "logistic_regression",
+        pipeline,
+        grid,
+        split.X_train,
+        split.y_train,
+        build_scorer("average_precision", "yes"),
+        folds,
+    )
+    encoder = result.estimator.named_steps["encode"].named_transformers_["target"][0]
+    assert "test-only-shop" not in set(encoder.categories_[0])
+    audit = audit_leakage(result.estimator, split.X_train, split.y_train, split.X_test, folds)
+    assert audit["no_leakage_found"]
+    for fold in audit["cv_folds"]:
+        assert fold["fit_rows_equal_train_fold"] and fold["validation_rows_in_fit"] == 0

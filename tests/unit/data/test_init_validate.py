@@ -93,6 +93,8 @@ def test_init_writes_a_config_that_loads_and_will_not_overwrite(tmp_path: Path) 
     assert config.data == root / "data" / "tiny.csv"
     assert config.schema_ref == str(root / "schemas" / "tiny.yaml")
     assert list(load_schema(config.schema_ref).columns) == ["x1", "x2", "colour", "label"]
+    # the inferred roles are written out, to be overridden by editing them
+    assert config.columns == {"x1": "numeric", "x2": "numeric", "colour": "categorical"}
     with pytest.raises(ConfigError, match="already exists; pass --force"):
         write_starter_files(root / "data" / "tiny.csv", "label", root / "configs", root / "schemas")
 
