@@ -17,7 +17,7 @@ import pandera.pandas as pa
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from schemas.infer import infer_schema, load_schema, schema_module_source
+from schemas.infer import infer_schema, load_yaml_schema, schema_yaml_source
 from tasks.config import EncodingConfig, ImputeConfig
 from tasks.data.profile import profile_frame
 from tasks.data.read import read_table
@@ -139,11 +139,10 @@ def hostile_frame(names: list[str], n_rows: int = 60) -> pd.DataFrame:
 
 
 def generated_schema(frame: pd.DataFrame, folder: Path) -> pa.DataFrameSchema:
-    """The schema module `tabpipe init` would write, written and loaded as tabpipe loads it."""
-    source = schema_module_source(infer_schema(frame, name="S"), "HostileSchema", "hostile.csv")
-    module = folder / "hostile_schema.py"
-    module.write_text(source, encoding="utf-8")
-    return load_schema(f"{module}:HostileSchema")
+    """The YAML schema `tabpipe init` would write, written and loaded as tabpipe loads it."""
+    path = folder / "hostile.yaml"
+    path.write_text(schema_yaml_source(infer_schema(frame, name="S"), "hostile.csv"), "utf-8")
+    return load_yaml_schema(path)
 
 
 @settings(
@@ -154,8 +153,8 @@ def generated_schema(frame: pd.DataFrame, folder: Path) -> pa.DataFrameSchema:
     phases=(Phase.explicit, Phase.reuse, Phase.generate),
 )
 @given(names=NAMES)
-# Names that broke the generated schema module before: NFKC-folded letters, digits that are not
-# identifier characters, and names the model body itself uses.
+# Names that broke the generated Python schema module before init wrote YAML: NFKC-folded
+# letters, digits that are not identifier characters, and names the model body itself used.
 @example(names=["º", "¹", "Config", "pa", "Series"])
 @example(names=["validate", "to_schema", "class", "columns", " x "])
 def test_any_column_names_go_through_every_plain_step(names: list[str], tmp_path: Path) -> None:
