@@ -36,13 +36,11 @@ def parquet_columns(path: Path) -> list[str]:
 
 
 def text_columns(path: Path) -> list[str]:
-    import csv
-    import io
-
     from tasks.data.read import (
         compression_of,
         detect_delimiter,
         detect_encoding,
+        first_row,
         raw_sample,
         reject_duplicate_columns,
     )
@@ -52,7 +50,7 @@ def text_columns(path: Path) -> list[str]:
         raise DataError(f"File '{path}' is empty.")
     encoding = detect_encoding(sample, path)
     text = sample.decode(encoding, errors="ignore")
-    header = next(csv.reader(io.StringIO(text), delimiter=detect_delimiter(text)), [])
+    header = first_row(text, detect_delimiter(text), path)
     reject_duplicate_columns(header, path)
     return header
 

@@ -132,7 +132,7 @@ def read_csv_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
     encoding = detect_encoding(sample, path)
     text = sample.decode(encoding, errors="ignore")
     delimiter = detect_delimiter(text)
-    reject_duplicate_columns(next(csv.reader(io.StringIO(text), delimiter=delimiter), []), path)
+    reject_duplicate_columns(first_row(text, delimiter, path), path)
     notes = []
     if encoding not in ("utf-8-sig", "utf-16"):
         notes.append(f"'{path.name}' is not UTF-8; read it as {encoding}.")
@@ -147,6 +147,14 @@ def read_csv_table(path: Path) -> tuple[pd.DataFrame, list[str]]:
             f"File '{path}' is not a readable table ({parser_detail(error)})."
         ) from error
     return frame, notes
+
+
+def first_row(text: str, delimiter: str, path: Path) -> list[str]:
+    """The header row of a text sample (newline="": a bare CR is a line end, as pandas reads)."""
+    try:
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+    except csv.Error as error:
+        raise DataError(f"File '{path}' is not a readable table ({error}).") from None
 
 
 def parser_detail(error: Exception) -> str:

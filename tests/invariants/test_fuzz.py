@@ -130,7 +130,7 @@ def test_random_set_strings_never_crash(
     argv = ["train", "--data", str(missing), "--target", "label"]
     for assignment in assignments:
         if assignment.split("=", 1)[0].strip() not in {"data", "runs_dir", "task"}:
-            argv += ["--set", assignment]
+            argv.append(f"--set={assignment}")  # a value may start with '-' (argparse's rule)
     code, err = run_cli(capsys, argv)
     assert code == 2, err
     assert_one_sentence_or_success(code, err)

@@ -138,8 +138,9 @@ def test_each_distinct_preparation_is_fitted_once_per_fold_and_shared_by_familie
     first, _ = binary_search("logistic_regression", rebalancing, reuse=True, store=store)
     second, _ = binary_search("decision_tree", rebalancing, reuse=True, store=store)
 
-    # two distinct preparations (impute + encode for class weights; impute alone before the
-    # sampler), each fitted once on each of the 3 folds, whatever the families and candidates
+    # two distinct preparations (prepare + impute + encode for class weights; prepare + impute
+    # before the sampler), each fitted once on each of the 3 folds, whatever the families and
+    # candidates
     assert len(store.records) == 2 * 3
     assert {r.key for r in first.preparations} == {r.key for r in second.preparations}
     for record in store.records.values():
@@ -148,8 +149,8 @@ def test_each_distinct_preparation_is_fitted_once_per_fold_and_shared_by_familie
         assert record.row_index is not None and record.rows == len(record.row_index)
     steps = sorted(tuple(r.steps) for r in store.records.values() if r.fold == 0)
     assert steps == [
-        ("audit_input", "impute"),
-        ("audit_input", "impute", "rebalance", "audit_resampled", "encode"),
+        ("audit_input", "prepare", "impute"),
+        ("audit_input", "prepare", "impute", "rebalance", "audit_resampled", "encode"),
     ]
 
 
@@ -158,10 +159,11 @@ def test_the_preparation_stops_at_a_sampler_and_at_a_step_the_grid_changes() -> 
     pipeline = build_pipeline(spec, ["x1"], ["colour"], ImputeConfig(), 0)
     sampler = build_param_grid(spec, {}, ["random_under"], ["colour"], 0)[0]["rebalance"][0]
 
-    assert preparation_length(pipeline, {"model__C": 1.0, "rebalance": "passthrough"}) == 5
-    assert preparation_length(pipeline, {"model__C": 1.0, "rebalance": sampler}) == 2
-    assert preparation_length(pipeline, {"encode__numeric__with_mean": False}) == 4
-    assert preparation_length(pipeline, {"impute__numeric__strategy": "mean"}) == 1
+    # audit_input, prepare (learns nothing), impute, rebalance, audit_resampled, encode, model
+    assert preparation_length(pipeline, {"model__C": 1.0, "rebalance": "passthrough"}) == 6
+    assert preparation_length(pipeline, {"model__C": 1.0, "rebalance": sampler}) == 3
+    assert preparation_length(pipeline, {"encode__numeric__with_mean": False}) == 5
+    assert preparation_length(pipeline, {"impute__numeric__strategy": "mean"}) == 2
 
 
 def test_a_store_too_small_for_every_fold_refits_evicted_folds_with_the_same_scores() -> None:
