@@ -25,7 +25,7 @@ MAX_NAME_LENGTH = 100  # run ids add about 25 characters; file names stop at 255
 
 Rebalancing = Literal["none", "class_weight", "random_over", "random_under", "smote", "auto"]
 TaskKind = Literal["auto", "binary", "multiclass", "regression", "clustering"]
-# The roles of tasks/data/roles.py a config may declare for a column.
+# The roles a column can have (tasks/data/roles.py decides them; a config may declare one).
 ColumnRoleName = Literal[
     "identifier",
     "group_key",

@@ -11,23 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 
+from tasks.config import ColumnRoleName
 from tasks.errors import DataError
 
-ROLE_NAMES = (
-    "identifier",
-    "group_key",
-    "text",
-    "datetime",
-    "categorical",
-    "numeric",
-    "constant",
-    "boolean",
-)
+ROLE_NAMES: tuple[str, ...] = get_args(ColumnRoleName)  # one list: the config's Literal
 LEFT_OUT_ROLES = ("identifier", "group_key", "text", "constant")
 
 # Below this many rows, uniqueness says nothing about a column being an identifier.
