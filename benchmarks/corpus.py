@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run import Measurement, base_env, measure
+from benchmarks.run import Measurement, base_env, measure, prefect_server
 
 ROOT = Path(__file__).resolve().parents[1]
 # The targets of the corpus tables (from the corpus README) and of the bundled data.
@@ -255,6 +255,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("corpus", type=Path, help="the folder holding the corpus CSV files")
     parser.add_argument("--only", nargs="*", default=None, help="table names (file stems)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "corpus.md")
+    parser.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="no running Prefect server: each tabpipe run starts a temporary one (the fallback)",
+    )
     return parser.parse_args(argv)
 
 
@@ -262,11 +267,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if not args.corpus.is_dir():
         raise SystemExit(f"Corpus folder '{args.corpus}' does not exist.")
-    prefect_home = Path(os.environ.get("PREFECT_HOME", ROOT / ".prefect"))
-    env = base_env(prefect_home)
-    env["PREFECT_SERVER_EPHEMERAL_ENABLED"] = "true"
     results = []
-    with tempfile.TemporaryDirectory(prefix="tabpipe-corpus-") as work:
+    with tempfile.TemporaryDirectory(prefix="tabpipe-corpus-") as work, ExitStack() as stack:
+        env = base_env(Path(work) / "prefect-home")
+        env["PREFECT_SERVER_EPHEMERAL_ENABLED"] = "true"
+        if not args.ephemeral:  # the README's set-up: a running server every command reports to
+            env["PREFECT_API_URL"] = stack.enter_context(
+                prefect_server(Path(work) / "prefect-home")
+            )
         for path, target in tables(args.corpus):
             if args.only and path.stem not in args.only:
                 continue

@@ -185,6 +185,7 @@ def prefect_server(prefect_home: Path) -> Iterator[str]:
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {**base_env(prefect_home), "PREFECT_API_URL": api_url}
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     log = (RESULTS_DIR / "prefect-server.log").open("wb")
     command = [str(Path(sys.executable).with_name("prefect")), "server", "start"]
     command += ["--host", "127.0.0.1", "--port", str(port)]

@@ -177,11 +177,12 @@ def api_shared_with_workers(dask_address: str | None) -> Iterator[None]:
     if dask_address is None or PREFECT_API_URL.value():
         yield
         return
-    from prefect.server.api.server import SubprocessASGIServer
+    from flows.server import temporary_server
 
-    server = SubprocessASGIServer()  # the same instance Prefect's own client would start
-    server.start()
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+    with (
+        temporary_server() as server,
+        temporary_settings(updates={PREFECT_API_URL: server.api_url}),
+    ):
         yield
 
 

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -269,25 +269,16 @@ def stop_server(home: Path) -> ServerState | None:
 
 
 def temporary_server_command(port: int) -> list[str]:
-    """Prefect's own ephemeral API (what a flow starts when no server is configured), no UI."""
-    import prefect  # only its install path, to run its server app
-
+    """Prefect's own ephemeral API (what a flow starts when no server is configured), no UI,
+    stopping itself if this process dies without stopping it (flows/temporary_api.py)."""
     return [
         sys.executable,
         "-m",
-        "uvicorn",
-        "--app-dir",
-        str(Path(prefect.__file__).parent.parent),
-        "--factory",
-        "prefect.server.api.server:create_app",
-        "--host",
-        HOST,
+        "flows.temporary_api",
+        "--parent",
+        str(os.getpid()),
         "--port",
         str(port),
-        "--log-level",
-        "error",
-        "--lifespan",
-        "on",
     ]
 
 
@@ -300,8 +291,10 @@ def free_loopback_port() -> int:
 
 
 @contextmanager
-def temporary_server() -> Iterator[ServerState]:
-    """A server for one command, in its own session, stopped by its PID when the command ends."""
+def temporary_server(while_starting: Callable[[], object] = lambda: None) -> Iterator[ServerState]:
+    """A server for one command, in its own session, stopped by its PID when the command ends.
+    `while_starting` runs as it boots (about 5 s), with PREFECT_API_URL already pointing at it:
+    the command's own imports overlap the server's."""
     port = free_loopback_port()
     env = {
         **os.environ,
@@ -318,9 +311,12 @@ def temporary_server() -> Iterator[ServerState]:
         start_new_session=True,
     )
     TEMPORARY_SERVERS.append(process.pid)
+    state = ServerState(pid=process.pid, port=port, home=str(prefect_home()))
     try:
-        wait_until_healthy(process, f"http://{HOST}:{port}/api", None)
-        yield ServerState(pid=process.pid, port=port, home=str(prefect_home()))
+        with api_url_set(state.api_url):
+            while_starting()
+            wait_until_healthy(process, state.api_url, None)
+            yield state
     finally:
         stop_pid(process.pid)
         TEMPORARY_SERVERS.remove(process.pid)
@@ -339,19 +335,24 @@ class Connection:
 
 
 @contextmanager
-def prefect_connection(*, temporary_ok: bool = True) -> Iterator[Connection]:
+def prefect_connection(
+    *, temporary_ok: bool = True, then: Callable[[], object] = lambda: None
+) -> Iterator[Connection]:
     """Point this process at the Prefect API its runs should use, before Prefect is imported:
     PREFECT_API_URL if set (and answering), else the project's running server, else a
-    temporary server for this command alone."""
+    temporary server for this command alone. `then` runs once the address is set (for a
+    temporary server: while it boots)."""
     configured = configured_api_url()
     if configured:
         if not answers(configured):
             raise ServerUnreachable(unreachable_message(configured))
+        then()
         yield Connection(configured, configured.rstrip("/").removesuffix("/api"))
         return
     state = running_server(prefect_home())
     if state is not None:
         with api_url_set(state.api_url), reports_served_by(state):
+            then()
             yield Connection(state.api_url, state.ui_url)
         return
     if not temporary_ok:
@@ -359,7 +360,7 @@ def prefect_connection(*, temporary_ok: bool = True) -> Iterator[Connection]:
             "No Prefect server is running for this project: start one with "
             "`tabpipe server start` (or set PREFECT_API_URL to a running one)."
         )
-    with temporary_server() as temporary, api_url_set(temporary.api_url):
+    with temporary_server(then) as temporary:
         yield Connection(temporary.api_url, None)
 
 

@@ -26,7 +26,7 @@ from tasks.config import RunConfig
 from tasks.data.profile import profile_summary
 from tasks.data.split import DataSplit, folds_for_split
 from tasks.data.split_columns import resolve_split_columns, split_column_notes
-from tasks.evaluation.drift import drift_table
+from tasks.evaluation.drift import drift_table, reference_sample
 from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
 from tasks.model_selection.encoding import feasible_families, plan_encoding
 from tasks.model_selection.pipeline import choose_families
@@ -67,8 +67,14 @@ from tasks.steps import (
     validate_data,
 )
 
-PROCESS_POOL_MIN_ROWS = 5_000
 SUMMARY_PLOTS = ("confusion_matrix", "roc", "precision_recall", "predicted_vs_actual", "residuals")
+
+
+def worker_processes(config: RunConfig) -> int:
+    """Worker processes for CV fits, at every data size: task threads fitting small models at
+    once fight over the GIL (histogram boosting on 300 rows ran 3x slower in two threads than
+    one after the other), and one pool, started once, serves every family and the explanation."""
+    return config.n_jobs or available_cores()
 
 
 def search_all_families(
@@ -77,17 +83,17 @@ def search_all_families(
     """One concurrent task per family; the progress bar moves as each one finishes. The families
     share their fold preparations (each fitted once per fold) and, when set, the time budget,
     which starts them in order of expected value per second."""
-    cores = config.n_jobs or available_cores()
-    _, threads_per_family = parallel_plan(len(families), cores)
-    # Starting a pool of worker processes costs ~3 s: small data runs its CV in the task threads.
-    cv_jobs = cores if len(split.y_train) >= PROCESS_POOL_MIN_ROWS else 1
-    progress = SearchProgress(len(families), config.dataset_name)
+    cv_jobs = worker_processes(config)
+    _, threads_per_family = parallel_plan(len(families), cv_jobs)
     preparations = FoldPreparations(cv_jobs, store_budget(split.X_train))
     budget = None
     order = families
     if config.search.time_budget is not None:
         budget = SearchBudget(config.search.time_budget)
         order = by_expected_value_per_second(families)
+    progress = SearchProgress(
+        len(families), config.dataset_name, deadline=budget.deadline if budget else None
+    )
     with threadpool_limits(limits=threads_per_family):
         futures = {
             family: search_model_family.submit(
@@ -120,8 +126,7 @@ def ensemble_of(
 ) -> list[FamilyResult]:
     """The ensemble candidate (search.ensemble), listed after the families so it wins only with
     a strictly better CV score; nothing when fewer than two families completed."""
-    cores = config.n_jobs or available_cores()
-    cv_jobs = cores if len(split.y_train) >= PROCESS_POOL_MIN_ROWS else 1
+    cv_jobs = worker_processes(config)
     ensemble = search_ensemble_of_families(results, split, profile, metric, folds, cv_jobs)
     return [ensemble] if ensemble is not None else []
 
@@ -185,7 +190,9 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         model, threshold = finalise_model(best, split, profile, config, folds)
         predictions, test_metrics = evaluate_model(model, split, profile, threshold, config.seed)
         audit = audit_run(model, split, folds, threshold is not None, shared_preparations(results))
-        explanations = explain_model(model, split, predictions, profile, scorer, config.seed)
+        explanations = explain_model(
+            model, split, predictions, profile, scorer, config.seed, worker_processes(config)
+        )
         clock.lap("evaluate")
         diagnostics = diagnose_run(
             frame,
@@ -236,6 +243,12 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             explanations=explanations,
             leaderboard=leaderboard,
             drift=drift,
+            reference=reference_sample(
+                table.frame,
+                split.X_train.index,
+                [*profile.feature_columns, profile.target],
+                seed=config.seed,
+            ),
         )
         final = writer.complete_training(outputs, clock)
     # The registry decides, under its lock; every report of the champion comes from its answer.
@@ -244,7 +257,11 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
     publish_leaderboard(leaderboard, config.dataset_name)
     publish_run_summary(
         run_summary_markdown(
-            {**metrics, "champion": answer, "drift": drift}, final, writer.plots, SUMMARY_PLOTS
+            {**metrics, "champion": answer, "drift": drift},
+            final,
+            writer.plots,
+            SUMMARY_PLOTS,
+            column_roles=asdict(profile)["column_roles"],
         ),
         config.dataset_name,
     )

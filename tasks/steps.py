@@ -285,6 +285,7 @@ def explain_model(
     profile: DataProfile,
     scoring: Any,
     seed: int,
+    n_jobs: int = 1,
 ) -> Explanations:
     """Calibration (Brier score) and permutation importance of the raw columns."""
     return explain(
@@ -298,6 +299,7 @@ def explain_model(
         positive_label=profile.positive_label,
         scoring=scoring,
         seed=seed,
+        n_jobs=n_jobs,
     )
 
 

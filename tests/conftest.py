@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 # The trained-run fixtures the serving, report and API tests share.
-pytest_plugins = ["tests.trained_run"]
+pytest_plugins = ["tests.trained_run", "tests.leftovers"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

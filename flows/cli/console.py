@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -57,14 +57,20 @@ def quiet_prefect_console(debug: bool) -> None:
 
 
 @contextmanager
-def prefect_session(debug: bool, *, temporary_ok: bool = True) -> Iterator[Connection]:
+def prefect_session(
+    debug: bool, *, temporary_ok: bool = True, preload: Callable[[], object] = lambda: None
+) -> Iterator[Connection]:
     """Connect to the project's Prefect server (or a temporary one), then import Prefect with a
-    quiet console. Commands enter it only after their own checks, so a user's mistake is
-    answered before any server starts."""
+    quiet console and `preload` the command's modules (while a temporary server boots).
+    Commands enter it only after their own checks, so a user's mistake is answered before any
+    server starts."""
     from flows.server import prefect_connection
 
-    with prefect_connection(temporary_ok=temporary_ok) as connection:
+    def warm_up() -> None:
         quiet_prefect_console(debug)
+        preload()
+
+    with prefect_connection(temporary_ok=temporary_ok, then=warm_up) as connection:
         try:
             yield connection
         finally:

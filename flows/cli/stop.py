@@ -152,6 +152,16 @@ def take_ctrl_c(done: threading.Event) -> None:
     stop_after_grace(signal.SIGINT)
 
 
+def start_resource_tracker() -> None:
+    """Start the standard library's resource tracker (CV pools register their semaphores with
+    it) before SIGINT is blocked: the thread that starts it leaves with SIGINT unblocked
+    (CPython 3.11 unblocks rather than restores), so a CV worker that thread started later
+    would take a terminal's Ctrl-C and print its own KeyboardInterrupt traceback."""
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+
+
 def signal_of(error: BaseException, *, default: int) -> int:
     """The stop signal received first, else the one the exception carries, else default."""
     carried = getattr(error, "signal", None)
@@ -170,6 +180,7 @@ def stoppable() -> Iterator[None]:
     previous_wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
     previous = {number: signal.signal(number, raise_interrupted) for number in STOP_SIGNALS}
     threading.Thread(target=watch_signals, args=(reader,), daemon=True).start()
+    start_resource_tracker()
     previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     done = threading.Event()
     ctrl_c = threading.Thread(target=take_ctrl_c, args=(done,), daemon=True)

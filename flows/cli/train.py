@@ -6,13 +6,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -31,6 +39,17 @@ STAGE_LABELS = {
     "evaluate": "evaluate on the test set",
     "write": "write the run",
 }
+
+
+class BudgetLeftColumn(ProgressColumn):
+    """The search's time budget counting down (search.time_budget); empty without one."""
+
+    def render(self, task: Task) -> Text:
+        deadline = task.fields.get("deadline")
+        if deadline is None:
+            return Text("")
+        left = max(0, int(deadline - time.time()))
+        return Text(f"budget {left // 60}:{left % 60:02d} left", style="yellow")
 
 
 def stage_description(record: logging.LogRecord) -> tuple[str, int, int | None]:
@@ -54,6 +73,7 @@ def training_progress() -> Iterator[None]:
         TextColumn("[bold]{task.description}"),
         BarColumn(bar_width=24),
         TimeElapsedColumn(),
+        BudgetLeftColumn(),
         console=console,
         transient=True,
     )
@@ -62,7 +82,10 @@ def training_progress() -> Iterator[None]:
     class Advance(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             description, done, total = stage_description(record)
-            progress.update(bar, description=description, completed=done, total=total)
+            deadline = getattr(record, "deadline", None)
+            progress.update(
+                bar, description=description, completed=done, total=total, deadline=deadline
+            )
 
     handler = Advance()
     logger = logging.getLogger(PROGRESS_LOGGER)
@@ -202,6 +225,13 @@ def print_run_notes(run_dir: Path, metrics: dict[str, Any]) -> None:
         console.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
 
 
+def import_training() -> None:
+    """The flow's modules (Prefect, scikit-learn, matplotlib: seconds), imported while a
+    temporary Prefect server boots."""
+    import flows.deployments
+    import flows.train  # noqa: F401
+
+
 def command_train(args: argparse.Namespace) -> int:
     from flows.cli.console import prefect_session
     from flows.cli.stop import cancellable_from_the_ui, stoppable
@@ -220,7 +250,7 @@ def command_train(args: argparse.Namespace) -> int:
         from flows.deployments import check_dask_address
 
         check_dask_address(args.dask_address)
-    with stoppable(), prefect_session(args.debug) as connection:
+    with stoppable(), prefect_session(args.debug, preload=import_training) as connection:
         from prefect import tags
 
         cancellable_from_the_ui(connection.api_url)

@@ -25,6 +25,20 @@ SMALL_REFERENCE_ROWS = 1000
 # Numbers with at most this many distinct values are compared as categories (as Evidently does).
 FEW_VALUES = 5
 MAX_LISTED_CATEGORIES = 10
+# Each run keeps at most this many of its training rows for later runs' drift (the distances
+# settle well below it, and a file that is replaced in place can no longer tell them).
+REFERENCE_SAMPLE_ROWS = 5_000
+
+
+def reference_sample(
+    frame: pd.DataFrame, rows: pd.Index, columns: list[str], *, seed: int
+) -> pd.DataFrame:
+    """The training rows a later run compares its data with: all of them, or a seeded sample of
+    REFERENCE_SAMPLE_ROWS in their original order."""
+    training = frame.loc[rows, list(dict.fromkeys(columns))]
+    if len(training) > REFERENCE_SAMPLE_ROWS:
+        training = training.sample(n=REFERENCE_SAMPLE_ROWS, random_state=seed).sort_index()
+    return training
 
 
 def is_numeric(series: pd.Series) -> bool:

@@ -25,9 +25,10 @@ def brier_score(y_true: pd.Series, probabilities: pd.DataFrame, classes: list[st
 
 
 def importance_table(
-    model: Any, X: pd.DataFrame, y: pd.Series, scoring: Any, seed: int
+    model: Any, X: pd.DataFrame, y: pd.Series, scoring: Any, seed: int, n_jobs: int = 1
 ) -> pd.DataFrame:
-    """Drop in the selection score when each raw input column is shuffled (mean ± std)."""
+    """Drop in the selection score when each raw input column is shuffled (mean ± std); the
+    columns are spread over n_jobs worker processes (the search's pool, already started)."""
     if len(X) > MAX_IMPORTANCE_ROWS:
         X = X.sample(MAX_IMPORTANCE_ROWS, random_state=seed)
         y = y.loc[X.index]
@@ -40,7 +41,7 @@ def importance_table(
             scoring=scoring,
             n_repeats=IMPORTANCE_REPEATS,
             random_state=seed,
-            n_jobs=1,
+            n_jobs=n_jobs,
         )
     table = pd.DataFrame(
         {
@@ -72,9 +73,10 @@ def explain(
     positive_label: str | None,
     scoring: Any,
     seed: int,
+    n_jobs: int = 1,
 ) -> Explanations:
     """Brier score (classification) and the permutation importance of the raw columns."""
-    table = importance_table(model, X_test, y_test, scoring, seed)
+    table = importance_table(model, X_test, y_test, scoring, seed, n_jobs)
     importance = table.to_dict(orient="records")
     if not classes:  # regression: no probabilities to calibrate
         return Explanations({"permutation_importance": importance}, table)

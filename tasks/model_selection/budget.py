@@ -56,6 +56,11 @@ class SearchBudget:
         self._lock = threading.Lock()
         self._scored = state["scored"]
 
+    @property
+    def deadline(self) -> float:
+        """When the budget ends, in epoch seconds."""
+        return self.started + self.seconds
+
     def remaining(self) -> float:
         return self.seconds - (time.time() - self.started)
 

@@ -46,11 +46,19 @@ def report_stage(stage: str) -> None:
 class SearchProgress:
     """A progress artifact in the UI plus any terminal listeners, moved as families finish."""
 
-    def __init__(self, total: int, dataset: str) -> None:
+    def __init__(self, total: int, dataset: str, deadline: float | None = None) -> None:
         self.total = total
         self.done = 0
+        self.deadline = deadline  # epoch seconds: the time budget's end, for a countdown
         logging.getLogger(PROGRESS_LOGGER).info(
-            "searching", extra={"stage": "search", "done": 0, "total": total, "family": ""}
+            "searching",
+            extra={
+                "stage": "search",
+                "done": 0,
+                "total": total,
+                "family": "",
+                "deadline": deadline,
+            },
         )
         artifact_id = create_progress_artifact(
             progress=0.0,
@@ -66,7 +74,13 @@ class SearchProgress:
         logging.getLogger(PROGRESS_LOGGER).info(
             "finished %s",
             family,
-            extra={"stage": "search", "done": self.done, "total": self.total, "family": family},
+            extra={
+                "stage": "search",
+                "done": self.done,
+                "total": self.total,
+                "family": family,
+                "deadline": self.deadline,
+            },
         )
 
 

@@ -40,6 +40,7 @@ from tasks.run.plots import (
 )
 from tasks.run.report import champion_html, cv_results_frame, report_html
 from tasks.run.rundir import (
+    REFERENCE_FILE_NAME,
     RunDir,
     StageClock,
     package_versions,
@@ -132,6 +133,19 @@ def build_metrics(
     }
 
 
+def write_reference(reference: pd.DataFrame, path: Path) -> Path | None:
+    """The drift reference as Parquet (types kept, values stay data). Mixed-type text columns
+    are stored as text, as drift compares them; a table Parquet cannot hold is left out: later
+    runs then fall back to the champion's data file."""
+    as_text = {c: "string" for c in reference.columns if reference[c].dtype == object}
+    try:
+        reference.astype(as_text).to_parquet(path, index=True)
+    except (ValueError, TypeError, ImportError):
+        path.unlink(missing_ok=True)
+        return None
+    return path
+
+
 def write_predictions(predictions: pd.DataFrame, path: Path) -> Path:
     # repr-precision floats, so metrics recomputed from the file equal metrics.json exactly
     predictions.to_csv(path, index=False, float_format="%.17g")
@@ -155,6 +169,8 @@ class TrainingOutputs:
     leaderboard: list[dict[str, Any]]
     # Against the champion's training rows; None when the dataset had no champion.
     drift: dict[str, Any] | None = None
+    # This run's training rows (or a sample) that later runs measure their drift against.
+    reference: pd.DataFrame | None = None
 
 
 def error_text(error: BaseException) -> str:
@@ -384,6 +400,8 @@ def write_training_files(run: RunDir, outputs: TrainingOutputs) -> dict[str, Pat
     cv_results = cv_results_frame(families)
     cv_results.to_csv(run.path("cv_results.csv"), index=False)
     write_predictions(predictions, run.path("predictions.csv"))
+    if outputs.reference is not None:
+        write_reference(outputs.reference, run.path(REFERENCE_FILE_NAME))
     write_json(run.path("profile.json"), asdict(profile))
     probabilities = (
         probability_columns(predictions) if profile.task != "regression" else pd.DataFrame()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -94,7 +95,9 @@ def diagnostics_markdown(metrics: dict[str, Any]) -> list[str]:
         return []
     flagged = flagged_diagnostics(metrics)
     lines = ["## Diagnostics", ""]
-    lines += [f"- **{d['severity']}** `{d['code']}`: {d['message']}" for d in flagged]
+    lines += [
+        f"- **{d['severity']}** `{d['code']}`: {markdown_text(d['message'])}" for d in flagged
+    ]
     if not flagged:
         lines.append(f"- all {len(metrics['diagnostics'])} checks passed (metrics.json)")
     return [*lines, ""]
@@ -116,12 +119,22 @@ def diagnostics_html(metrics: dict[str, Any]) -> str:
     return f'<h2>Diagnostics</h2><div id="diagnostics">{html_table(rows)}</div>'
 
 
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def markdown_text(value: Any) -> str:
+    """A value shown as itself in Markdown (column names and labels are data, never markup):
+    HTML escaped, Markdown punctuation backslash-escaped, line breaks as spaces."""
+    text = html.escape(format_value(value), quote=False).replace("\r", " ").replace("\n", " ")
+    return MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(format_value(r[h]) for h in header) + " |" for r in rows]
+    lines += ["| " + " | ".join(markdown_text(r[h]) for h in header) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -156,15 +169,20 @@ def threshold_text(test_metrics: dict[str, Any]) -> str:
 
 
 def run_summary_markdown(
-    metrics: dict[str, Any], run_path: Path, plots: dict[str, Path], inline_plots: tuple[str, ...]
+    metrics: dict[str, Any],
+    run_path: Path,
+    plots: dict[str, Path],
+    inline_plots: tuple[str, ...],
+    column_roles: dict[str, Any] | None = None,
 ) -> str:
-    """The `run-summary` artifact: dataset, selection metric and why, test metrics, plots, files."""
+    """The `run-summary` artifact: dataset, selection metric and why, test metrics, the column
+    roles, plots. Every value from the user's table is escaped (markdown_text)."""
     lines = [
-        f"# {metrics['dataset']}: best model `{metrics['best_model']['family']}`",
+        f"# {markdown_text(metrics['dataset'])}: best model {metrics['best_model']['family']}",
         "",
-        f"- task: {metrics['task']}, target `{metrics['target']}`"
+        f"- task: {metrics['task']}, target {markdown_text(metrics['target'])}"
         + (
-            ", classes " + ", ".join(f"`{c}`" for c in metrics["classes"])
+            ", classes " + ", ".join(markdown_text(c) for c in metrics["classes"])
             if metrics["classes"]
             else ""
         ),
@@ -172,7 +190,7 @@ def run_summary_markdown(
         f"- CV {metrics['selection_metric']}: {format_value(metrics['best_model']['cv_score'])}",
         f"- decision threshold: {threshold_text(metrics['test_metrics'])}",
         f"- leakage audit: {leakage_line(metrics)}",
-        f"- run directory: `{run_path}`",
+        f"- run directory: {markdown_text(run_path)}",
         "",
         *diagnostics_markdown(metrics),
         f"## Test metrics{positive_class_text(metrics)}",
@@ -182,7 +200,12 @@ def run_summary_markdown(
         *(f"- {fact}" for fact in quality_facts(metrics)),
         "",
         *champion_markdown(metrics.get("champion")),
-        *([f"## Drift\n\n{drift_summary(metrics['drift'])}\n"] if metrics.get("drift") else []),
+        *(
+            [f"## Drift\n\n{markdown_text(drift_summary(metrics['drift']))}\n"]
+            if metrics.get("drift")
+            else []
+        ),
+        *roles_markdown(column_roles),
     ]
     for name in inline_plots:
         if name in plots:
@@ -302,6 +325,13 @@ text-align:left}th{background:#f3f3f3}figure{display:inline-block;width:48%;marg
 img{max-width:100%;border:1px solid #eee}figcaption{text-align:center;color:#555}
 .failed{color:#b00}
 """
+
+
+def roles_markdown(column_roles: dict[str, Any] | None) -> list[str]:
+    """The run summary's column roles: what each column became, and why."""
+    if not column_roles:
+        return []
+    return ["## Column roles", "", markdown_table(role_rows({"column_roles": column_roles})), ""]
 
 
 def role_rows(profile: dict[str, Any]) -> list[dict[str, Any]]:

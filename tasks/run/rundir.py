@@ -38,6 +38,8 @@ TRACKED_PACKAGES = (
     "pyarrow",
 )
 PARTIAL_SUFFIX = ".partial"
+# A run's training rows (or a sample) that later runs of its dataset measure drift against.
+REFERENCE_FILE_NAME = "reference.parquet"
 
 
 @dataclass(frozen=True)

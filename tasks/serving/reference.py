@@ -1,8 +1,10 @@
 """The champion's training rows, as the reference a new run's data is compared with (drift).
 
-The champion's manifest records its data file's path and sha256, and its predictions.csv the
-test rows; the training rows are the file's rows with a target that were not test rows. When
-the file is gone or has changed since, the rows are unknown and drift is skipped with a note.
+Each run stores its training rows (or a seeded sample of them) in reference.parquet, so a
+scheduled retrain on a file replaced in place still compares with what the champion saw. Runs
+from before that are read back from their data file: the manifest records its path and sha256,
+predictions.csv the test rows; when that file is gone or has changed, drift is skipped with a
+note.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tasks.config import DiagnosticsConfig
 from tasks.data.read import file_sha256, read_table
 from tasks.errors import DataError, RegistryError
 from tasks.evaluation.drift import compare_tables
+from tasks.run.rundir import REFERENCE_FILE_NAME
 from tasks.serving.registry import champion_run_id, read_json_or_none
 
 
@@ -48,6 +51,9 @@ def champion_training_rows(runs_dir: Path, dataset: str, target: str) -> Referen
         "reference_data": data.get("path"),
         "reference_sha256": data.get("sha256"),
     }
+    stored = stored_reference(run_dir / REFERENCE_FILE_NAME)
+    if stored is not None:
+        return Reference(stored, {**facts, "status": "compared", "reference": REFERENCE_FILE_NAME})
     path = Path(str(data.get("path", "")))
     if not data.get("path") or not path.is_file():
         return skipped(facts, f"the champion's data file '{path}' is gone.")
@@ -66,6 +72,16 @@ def champion_training_rows(runs_dir: Path, dataset: str, target: str) -> Referen
         return skipped(facts, f"the champion's data has no column '{target}'.")
     training = frame.loc[frame[target].notna() & ~frame.index.isin(test_rows)]
     return Reference(training, {**facts, "status": "compared"})
+
+
+def stored_reference(path: Path) -> pd.DataFrame | None:
+    """The rows the champion stored for drift; None when it stored none (or they are unreadable)."""
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, ImportError):
+        return None
 
 
 def drift_against_champion(

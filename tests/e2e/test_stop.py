@@ -92,18 +92,7 @@ def still_running(processes: list[psutil.Process]) -> list[str]:
 @pytest.mark.parametrize(
     ("signal_number", "to_group", "exit_code"),
     [
-        pytest.param(
-            signal.SIGINT,
-            True,
-            130,
-            marks=pytest.mark.xfail(
-                reason="known defect (issue 12 stays open): since the shared fold preparations "
-                "joined, a CV worker that is starting up when the group's SIGINT arrives prints "
-                "its own KeyboardInterrupt traceback beside tabpipe's one line; the run still "
-                "stops (exit 130, failed manifest, no process left)",
-                strict=False,
-            ),
-        ),
+        (signal.SIGINT, True, 130),
         (signal.SIGTERM, False, 143),
     ],
     ids=["sigint-to-group", "sigterm-to-process"],

@@ -121,3 +121,20 @@ def test_progress_names_the_stage_and_counts_families() -> None:
     searching = record(stage="search", done=3, total=6, family="knn")
     assert train_cli.stage_description(searching) == ("search 3/6 families (last: knn)", 3, 6)
     assert train_cli.stage_description(record(stage="evaluate"))[0] == "evaluate on the test set"
+
+
+def test_a_time_budget_counts_down_beside_the_bar() -> None:
+    """search.time_budget: the bar shows the minutes and seconds left, and nothing without one."""
+    import time
+
+    from rich.progress import Progress
+
+    progress = Progress()
+    with_budget = progress.add_task("search", deadline=time.time() + 150.4)
+    without = progress.add_task("load")
+    column = train_cli.BudgetLeftColumn()
+    shown = column.render(progress.tasks[with_budget]).plain
+    assert shown in ("budget 2:30 left", "budget 2:29 left")
+    assert column.render(progress.tasks[without]).plain == ""
+    progress.update(with_budget, deadline=time.time() - 5)
+    assert column.render(progress.tasks[with_budget]).plain == "budget 0:00 left"

@@ -30,12 +30,14 @@ def run(data: Path, runs_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def two_runs(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A scheduled retrain: the same file, replaced in place by the next batch (b moved)."""
     folder = tmp_path_factory.mktemp("groups")
-    first, second = folder / "batch1.csv", folder / "batch2.csv"
+    batch = folder / "batch.csv"
     frame = grouped_frame()
-    frame.to_csv(first, index=False)
-    frame.assign(b=frame["b"] + 5.0).to_csv(second, index=False)  # the next batch: b moved
-    return run(first, folder / "runs"), run(second, folder / "runs")
+    frame.to_csv(batch, index=False)
+    first = run(batch, folder / "runs")
+    frame.assign(b=frame["b"] + 5.0).to_csv(batch, index=False)
+    return first, run(batch, folder / "runs")
 
 
 def test_the_group_split_is_audited_and_the_group_key_is_not_a_feature(
@@ -70,6 +72,9 @@ def test_the_second_batch_drifts_in_b_only_and_the_decision_says_so(
     assert not (first / "drift.json").exists()  # no champion to compare with yet
     drift = json.loads((second / "drift.json").read_text())
     assert drift["status"] == "compared" and drift["champion_run_id"] == first.name
+    # The champion's file was replaced: its own stored training rows are the reference.
+    assert drift["reference"] == "reference.parquet"
+    assert drift["reference_rows"] == json.loads((first / "metrics.json").read_text())["n_train"]
     assert drift["drifted_columns"] == ["b"]
     assert json.loads((second / "champion.json").read_text())["drift_found"] is True
     assert (second / "plots" / "drift.png").is_file()

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 from prefect import flow
 
@@ -61,7 +62,8 @@ def train_command(data: Path, runs_dir: Path, *overrides: str) -> list[str]:
 
 
 def start_train(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A new session, so the run and its ephemeral Prefect server are one process group."""
+    """A new session: the run and its CV workers are one process group (the temporary Prefect
+    server it may start runs in a session of its own)."""
     return subprocess.Popen(
         command,
         cwd=PROJECT_ROOT,
@@ -70,6 +72,17 @@ def start_train(command: list[str], env: dict[str, str]) -> subprocess.Popen[byt
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+
+
+def started_by(pid: int) -> list[psutil.Process]:
+    """The processes that name `pid` as the command they serve (its temporary Prefect server)."""
+    marker = ["--parent", str(pid)]
+    found = []
+    for candidate in psutil.process_iter(["cmdline"]):
+        line = candidate.info["cmdline"] or []
+        if any(line[i : i + 2] == marker for i in range(len(line) - 1)):
+            found.append(candidate)
+    return found
 
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:
@@ -98,10 +111,15 @@ def test_kill_9_mid_run_leaves_nothing_that_looks_complete(
     process = start_train(train_command(data, runs_dir, "models=[random_forest]"), cli_env)
     try:
         staging = wait_for_manifest_in_staging(runs_dir, process)
+        started_by_run = started_by(process.pid)
         os.killpg(process.pid, signal.SIGKILL)
         assert process.wait() == -signal.SIGKILL  # killed mid-run, not finished
     finally:
         stop_group(process)
+    # Its temporary Prefect server is outside the group: it notices and stops itself.
+    assert [p.info["cmdline"] for p in started_by_run] != []
+    _, alive = psutil.wait_procs(started_by_run, timeout=20)
+    assert alive == [], [p.cmdline() for p in alive]
     assert visible_runs(runs_dir) == []
     assert partial_runs(runs_dir) == [staging]
     manifest = json.loads((staging / "manifest.json").read_text())

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from tasks.config import DiagnosticsConfig
-from tasks.evaluation.drift import compare_tables, drift_table
+from tasks.evaluation.drift import (
+    REFERENCE_SAMPLE_ROWS,
+    compare_tables,
+    drift_table,
+    reference_sample,
+)
+from tasks.run.outputs import write_reference
+from tasks.serving.reference import stored_reference
 
 SETTINGS = DiagnosticsConfig()
 FEATURES = ["x1", "x2", "x3", "colour", "region"]
@@ -76,3 +85,39 @@ def test_new_and_gone_categories_missing_share_and_target_drift() -> None:
     assert drift["target"]["drifted"] and drift["drift_found"]
     table = drift_table(drift)
     assert table[0]["column"] == "label (target)" and table[0]["drifted"] == "yes"
+
+
+def test_the_stored_reference_is_a_seeded_sample_that_drifts_like_the_whole(
+    tmp_path: Path,
+) -> None:
+    """A run keeps at most REFERENCE_SAMPLE_ROWS training rows (Parquet, types kept, mixed text
+    stored as text); a later batch compared with the sample flags what the whole would flag."""
+    whole = batch(12_000, seed=3)
+    whole["mixed"] = pd.Series(["a", 1] * (len(whole) // 2), dtype=object)
+    rows = whole.index[whole.index % 3 != 0]  # the training rows (the rest: test rows)
+    columns = [*FEATURES, "mixed", "label"]
+    sample = reference_sample(whole, rows, columns, seed=0)
+    assert len(sample) == REFERENCE_SAMPLE_ROWS and sample.index.isin(rows).all()
+    assert sample.index.is_monotonic_increasing
+    assert sample.equals(reference_sample(whole, rows, columns, seed=0))  # seeded
+
+    path = write_reference(sample, tmp_path / "reference.parquet")
+    assert path is not None
+    stored = stored_reference(path)
+    assert stored is not None and list(stored.columns) == columns
+    assert stored["x1"].dtype == float and set(stored["mixed"]) == {"a", "1"}
+
+    later = batch(3000, seed=4, shift_x2=1.0)
+    from_sample = compare_tables(
+        stored, later, features=FEATURES, target="label", settings=SETTINGS
+    )
+    from_whole = compare_tables(
+        whole.loc[rows], later, features=FEATURES, target="label", settings=SETTINGS
+    )
+    assert from_sample["drifted_columns"] == from_whole["drifted_columns"] == ["x2"]
+
+
+def test_a_small_training_set_is_kept_whole() -> None:
+    frame = batch(300, seed=2)
+    kept = reference_sample(frame, frame.index, [*FEATURES, "label", "x1"], seed=0)
+    assert kept.equals(frame[[*FEATURES, "label"]])  # a name listed twice is kept once

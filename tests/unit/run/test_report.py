@@ -120,3 +120,27 @@ def test_report_url_uses_the_api_when_configured(
     assert report_url(trained_run.run_dir) == (
         f"http://127.0.0.1:8000/runs/{trained_run.run_dir.name}/report.html"
     )
+
+
+def test_run_summary_lists_the_column_roles_and_keeps_user_text_as_text(
+    trained_run: TrainedRun,
+) -> None:
+    """Column names, the target and labels are data: no markup of theirs survives in the
+    Markdown the Prefect UI renders, and the roles table has one row per column."""
+    metrics = json.loads((trained_run.run_dir / "metrics.json").read_text())
+    hostile = "<img src=x onerror=alert(1)>|`x`"
+    roles = {
+        hostile: {"role": "numeric", "encoding": "scaled", "reason": "numbers"},
+        "id": {"role": "identifier", "encoding": None, "reason": "unique per row"},
+    }
+    summary = run_summary_markdown(
+        {**metrics, "target": "*bold* [link](http://x)"},
+        trained_run.run_dir,
+        {},
+        (),
+        column_roles=roles,
+    )
+    assert "## Column roles" in summary
+    assert "<img" not in summary and "[link](" not in summary and "*bold*" not in summary
+    assert "&lt;img src=x onerror=alert\\(1\\)&gt;\\|\\`x\\`" in summary
+    assert "| id | identifier | left out | unique per row |" in summary
