@@ -411,6 +411,53 @@ def fixed_cost_case(envs: dict[str, dict[str, str]], repeats: int) -> list[CaseR
     return results
 
 
+# Mistakes a user makes on the command line (issue 12: answered before any server, under 2 s).
+MISTAKES = {
+    "answer-wrong-target": ["--data", "data/penguins.csv", "--target", "specis"],
+    "answer-missing-file": ["--data", "no/such/file.csv", "--target", "species"],
+    "answer-bad-key": ["configs/penguins.yaml", "--set", "splitt.cv_folds=3"],
+}
+
+
+def answer_cases(envs: dict[str, dict[str, str]], repeats: int) -> list[CaseResult]:
+    """How long a mistake takes to be answered (exit 2, one sentence), with no server up."""
+    results = []
+    for case, args in MISTAKES.items():
+        for _ in range(repeats):
+            measured = measure(
+                [sys.executable, "-m", "flows.cli.main", "train", *args], envs["plain"]
+            )
+            result = CaseResult(case, "tabpipe", measured.wall_seconds, measured.peak_rss_mb, False)
+            result.ok = measured.returncode == 2
+            result.note = (
+                measured.stderr_tail.strip().splitlines()[-1][:160] if measured.stderr_tail else ""
+            )
+            print(f"{case} {result.wall_seconds:5.2f} s exit {measured.returncode}", flush=True)
+            results.append(result)
+    return results
+
+
+def answers_table(results: list[CaseResult]) -> list[str]:
+    from statistics import median
+
+    rows = [r for r in results if r.case.startswith("answer-")]
+    if not rows:
+        return []
+    lines = ["", "Mistakes answered before any server starts (no server up; median of runs):", ""]
+    lines += ["| mistake | wall s (median) | runs | exit 2 | the answer |", "|---|---|---|---|---|"]
+    for case in MISTAKES:
+        mine = [r for r in rows if r.case == case]
+        if mine:
+            walls = [r.wall_seconds for r in mine]
+            answer = mine[-1].note.replace("|", "\\|")
+            lines.append(
+                f"| {case.removeprefix('answer-')} | {median(walls):.2f} "
+                f"({min(walls):.2f}-{max(walls):.2f}) | {len(mine)} "
+                f"| {all(r.ok for r in mine)} | {answer} |"
+            )
+    return lines
+
+
 def fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -506,6 +553,7 @@ def extra_tables(results: list[CaseResult]) -> str:
             base = floor.wall_seconds if floor else None
             gap = r.wall_seconds - base if base is not None else None
             lines.append(f"| {r.wall_seconds:.1f} | {fmt(base)} | {fmt(gap)} | {stages} |")
+    lines += answers_table(results)
     lines += targets_table(results)
     return "\n".join(lines)
 
@@ -600,7 +648,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--modes", nargs="+", choices=["server", "ephemeral"], default=["server"])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["generated", "bundled", "halving", "fixed-cost"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["generated", "bundled", "halving", "fixed-cost", "answers"],
     )
     parser.add_argument(
         "--no-readme", action="store_true", help="Do not rewrite benchmarks/README.md."
@@ -637,6 +688,8 @@ def main(argv: list[str] | None = None) -> None:
     with prefect_server(RESULTS_DIR / "prefect-server-home") as api_url:
         envs["server"] = {**base_env(prefect_home), "PREFECT_API_URL": api_url}
         results: list[CaseResult] = []
+        if "answers" not in args.skip:
+            results += answer_cases(envs, 3)
         if "fixed-cost" not in args.skip:
             results += fixed_cost_case(envs, 3)
         if "generated" not in args.skip:
