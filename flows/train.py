@@ -70,17 +70,19 @@ from tasks.steps import (
 SUMMARY_PLOTS = ("confusion_matrix", "roc", "precision_recall", "predicted_vs_actual", "residuals")
 
 
-# Below this many CV fits the task threads fit them: starting the pool (each worker imports
-# scikit-learn and imblearn, ~3 s) costs more than it saves. Measured: 12 fits on 400 rows took
-# 8.1 s in the pool against 2.2-3.1 s in threads; 115 fits on 312 rows 14.2 s against 25.9 s.
+# A small search (few rows and few CV fits) runs in the task threads: starting the pool (each
+# worker imports scikit-learn and imblearn, ~3 s) costs more than it saves. Measured: 12 fits on
+# 400 rows took 8.1 s in the pool against 2.2-3.1 s in threads; 115 fits on 312 rows 14.2 s
+# against 25.9 s (threads fitting small models fight over the GIL).
 POOL_MIN_FITS = 40
+POOL_MIN_ROWS = 5_000
 
 
-def worker_processes(config: RunConfig, profile: Any, families: list[str], folds: Any) -> int:
+def worker_processes(
+    config: RunConfig, profile: Any, families: list[str], folds: Any, n_rows: int
+) -> int:
     """Worker processes for the CV fits (and then the permutation importance): the cores, for
-    any search but a tiny one. Task threads fitting small models at once fight over the GIL
-    (histogram boosting on 300 rows ran 2.8x slower in two threads than one after the other);
-    one pool, started once, serves every family."""
+    any search but a small one; 1 (the task threads) for a small one."""
     fits = folds.get_n_splits() * sum(
         candidate_count(
             family,
@@ -91,7 +93,8 @@ def worker_processes(config: RunConfig, profile: Any, families: list[str], folds
         )
         for family in families
     )
-    return 1 if fits < POOL_MIN_FITS else config.n_jobs or available_cores()
+    small = fits < POOL_MIN_FITS and n_rows < POOL_MIN_ROWS
+    return 1 if small else config.n_jobs or available_cores()
 
 
 def search_all_families(
@@ -100,7 +103,7 @@ def search_all_families(
     """One concurrent task per family; the progress bar moves as each one finishes. The families
     share their fold preparations (each fitted once per fold) and, when set, the time budget,
     which starts them in order of expected value per second."""
-    cv_jobs = worker_processes(config, profile, families, folds)
+    cv_jobs = worker_processes(config, profile, families, folds, len(split.y_train))
     _, threads_per_family = parallel_plan(len(families), cv_jobs)
     preparations = FoldPreparations(cv_jobs, store_budget(split.X_train))
     budget = None
@@ -143,7 +146,8 @@ def ensemble_of(
 ) -> list[FamilyResult]:
     """The ensemble candidate (search.ensemble), listed after the families so it wins only with
     a strictly better CV score; nothing when fewer than two families completed."""
-    cv_jobs = worker_processes(config, profile, [r.family for r in results], folds)
+    families = [r.family for r in results]
+    cv_jobs = worker_processes(config, profile, families, folds, len(split.y_train))
     ensemble = search_ensemble_of_families(results, split, profile, metric, folds, cv_jobs)
     return [ensemble] if ensemble is not None else []
 
@@ -214,7 +218,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             profile,
             scorer,
             config.seed,
-            worker_processes(config, profile, families, folds),
+            worker_processes(config, profile, families, folds, len(split.y_train)),
         )
         clock.lap("evaluate")
         diagnostics = diagnose_run(

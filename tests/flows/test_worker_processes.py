@@ -1,4 +1,4 @@
-"""A tiny search fits in the task threads; any other uses the pool of worker processes."""
+"""A small search (few rows, few fits) runs in the task threads; any other uses the pool."""
 
 from __future__ import annotations
 
@@ -34,7 +34,10 @@ def test_a_tiny_search_stays_in_threads_and_the_default_one_uses_the_cores() -> 
         )
         == 2
     )
-    assert worker_processes(tiny, profile, list(tiny.models), KFold(3)) == 1
+    assert worker_processes(tiny, profile, list(tiny.models), KFold(3), 400) == 1
+    assert (
+        worker_processes(tiny, profile, list(tiny.models), KFold(3), 100_000) == available_cores()
+    )
     default = build_config({"data": "d.csv", "target": "y"}, "test")
     families = default_families("binary")
     fits = 5 * sum(
@@ -42,7 +45,8 @@ def test_a_tiny_search_stays_in_threads_and_the_default_one_uses_the_cores() -> 
         for f in families
     )
     assert fits >= POOL_MIN_FITS
-    assert worker_processes(default, profile, families, KFold(5)) == available_cores()
+    assert worker_processes(default, profile, families, KFold(5), 300) == available_cores()
     assert (
-        worker_processes(default.model_copy(update={"n_jobs": 3}), profile, families, KFold(5)) == 3
+        worker_processes(default.model_copy(update={"n_jobs": 3}), profile, families, KFold(5), 300)
+        == 3
     )
