@@ -236,7 +236,6 @@ def command_train(args: argparse.Namespace) -> int:
     from flows.cli.console import prefect_session
     from flows.cli.stop import cancellable_from_the_ui, stoppable
     from flows.runtime import TrainParameters, check_before_start
-    from tasks.checks import check_runs_dir
 
     params = TrainParameters(
         config=str(args.config) if args.config else None,
@@ -245,6 +244,8 @@ def command_train(args: argparse.Namespace) -> int:
         overrides=args.set or [],
     )
     config = check_before_start(params)  # a user's mistake is answered before Prefect starts
+    from tasks.checks import check_runs_dir  # scikit-learn (2.6 s): only once the answer is no
+
     check_runs_dir(config.runs_dir)
     if args.dask_address:
         from flows.deployments import check_dask_address

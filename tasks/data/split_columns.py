@@ -1,6 +1,9 @@
 """Guesses of the columns a random split should respect: a group key (rows of one patient,
 customer, household...) and a time column. Used for zero-config warnings and `split.groups:
-auto`; a small stand-in for the column roles of the profile (issue 11) until those exist."""
+auto`. They start from the profile's column roles (tasks/data/roles.py): a `group_key` column
+comes first, and dates are what the `datetime` role reads (ISO 8601 and the common day/month
+formats); a column named like an identifier whose values repeat is a group key here too, with
+fewer levels than the role asks for (a grouped split needs only ten groups)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.config import SplitConfig
+from tasks.data.roles import DATETIME_FORMATS, datetime_format_of, infer_role
 from tasks.errors import DataError
 
 # Name parts that say "this identifies a person, household, account...".
@@ -34,11 +38,10 @@ MIN_ROWS_PER_GROUP = 1.5
 # A string column without such a name: distinct values between these shares of the rows.
 UNNAMED_GROUP_SHARE = (0.05, 0.5)
 UNNAMED_MIN_GROUPS = 20
-ISO_DATE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
-)
-DATE_SAMPLE = 200
-DATE_SHARE = 0.95
+# Times of day repeat every day: they order nothing across days.
+TIME_OF_DAY_FORMATS = tuple(fmt for fmt in DATETIME_FORMATS if "%d" not in fmt and fmt != "ISO8601")
+# What a column the profile calls a group key adds to its score: it comes first.
+ROLE_BONUS = 2.0
 
 
 def name_parts(column: str) -> set[str]:
@@ -75,25 +78,31 @@ def group_score(series: pd.Series) -> float:
     return 0.0
 
 
+def role_bonus(series: pd.Series) -> float:
+    return ROLE_BONUS if infer_role(series, str(series.name)).role == "group_key" else 0.0
+
+
 def likely_group_column(frame: pd.DataFrame, exclude: tuple[str, ...] = ()) -> str | None:
-    """The column most like a group key: named like an identifier (or a text column of many
-    repeated values), with at least 10 groups of 1.5 rows on average; None when none is."""
-    scores = {
-        str(column): group_score(frame[column])
-        for column in frame.columns
-        if str(column) not in exclude
-    }
+    """The column most like a group key: one the profile calls `group_key` first, else one
+    named like an identifier (or a text column of many repeated values), with at least 10
+    groups of 1.5 rows on average; None when none is."""
+    scores: dict[str, float] = {}
+    for column in frame.columns:
+        if str(column) not in exclude:
+            score = group_score(frame[column])
+            scores[str(column)] = score + role_bonus(frame[column]) if score else 0.0
     best = max(scores.items(), key=lambda item: item[1], default=(None, 0.0))
     return best[0] if best[1] > 0 else None
 
 
 def looks_like_dates(series: pd.Series) -> bool:
+    """Dates (with or without a time), as the `datetime` role reads them; not times of day."""
     if pd.api.types.is_datetime64_any_dtype(series):
         return True
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return False
-    sample = series.dropna().astype(str).head(DATE_SAMPLE)
-    return len(sample) > 0 and sample.str.match(ISO_DATE).mean() >= DATE_SHARE
+    fmt = datetime_format_of(series)
+    return fmt is not None and fmt not in TIME_OF_DAY_FORMATS
 
 
 def likely_time_column(frame: pd.DataFrame, exclude: tuple[str, ...] = ()) -> str | None:

@@ -28,6 +28,7 @@ from sklearn.ensemble import (
 )
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.model_selection import ParameterGrid
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline as SkPipeline
@@ -312,6 +313,21 @@ def resolve_rebalancing(
         if choice not in resolved:
             resolved.append(choice)
     return resolved
+
+
+def candidate_count(
+    family: str,
+    task: str,
+    *,
+    grids: dict[str, dict[str, list[Any]]],
+    rebalance: list[str],
+    roughly_balanced: bool,
+) -> int:
+    """How many candidates a family's grid search tries: its grid's points, once per
+    rebalancing choice."""
+    spec = family_for(task, family)
+    points = len(ParameterGrid(grids.get(family, spec.grid) or {}))
+    return points * max(1, len(resolve_rebalancing(rebalance, spec, roughly_balanced, task)))
 
 
 def build_param_grid(

@@ -10,6 +10,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from tasks.config import RunConfig, SplitConfig, build_config
 from tasks.data.profile import profile_frame
+from tasks.data.roles import infer_role
 from tasks.data.split import folds_for_split, make_folds, split_by_config
 from tasks.data.split_columns import (
     likely_group_column,
@@ -180,3 +181,29 @@ def test_detectors_find_group_and_date_columns_and_ignore_plain_ones() -> None:
 def test_profile_frame_is_unchanged_without_split_columns() -> None:
     frame = grouped_frame()
     assert "patient_id" in profile_frame(frame, "label").feature_columns
+
+
+def test_detectors_read_dates_as_the_datetime_role_does_and_prefer_its_group_keys() -> None:
+    """Day/month/year dates are a time column (times of day are not: they repeat daily), and a
+    column the profile calls a group key comes before a merely id-named one."""
+    rng = np.random.default_rng(0)
+    n_rows = 600
+    frame = pd.DataFrame(
+        {
+            "clock": [
+                f"{h:02d}:{m:02d}"
+                for h, m in zip(
+                    rng.integers(0, 24, n_rows), rng.integers(0, 60, n_rows), strict=True
+                )
+            ],
+            "visit": pd.date_range("2021-01-01", periods=n_rows).strftime("%d/%m/%Y"),
+            "ward_id": rng.integers(0, 12, n_rows),  # id-named, 12 repeating values
+            "customer": [f"c{i}" for i in rng.integers(0, 150, n_rows)],  # 150 levels: group_key
+            "label": rng.choice(["no", "yes"], n_rows),
+        }
+    )
+    assert likely_time_column(frame) == "visit"
+    assert likely_time_column(frame.drop(columns="visit")) is None
+    assert infer_role(frame["customer"], "customer").role == "group_key"
+    assert likely_group_column(frame, exclude=("label",)) == "customer"
+    assert likely_group_column(frame.drop(columns="customer"), exclude=("label",)) == "ward_id"
