@@ -88,6 +88,12 @@ def tabpipe_scores(metrics: dict[str, Any], run: Path | None = None) -> dict[str
     for name in SCORES[metrics["task"]]:
         if name == "f1_macro":  # tabpipe keeps macro averages together, headlined as macro_f1
             value, interval_key = test.get("macro", {}).get("f1"), "macro_f1"
+            if value is None and run is not None:  # a class never predicted: undefined to tabpipe
+                scores[name] = {
+                    "value": sklearn_macro_f1(run / "predictions.csv"),
+                    "zero_division": True,
+                }
+                continue
         else:
             value, interval_key = test.get(name), name
         if isinstance(value, int | float):
