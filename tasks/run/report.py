@@ -178,7 +178,7 @@ def run_summary_markdown(
     """The `run-summary` artifact: dataset, selection metric and why, test metrics, the column
     roles, plots. Every value from the user's table is escaped (markdown_text)."""
     lines = [
-        f"# {markdown_text(metrics['dataset'])}: best model {metrics['best_model']['family']}",
+        f"# {markdown_text(metrics['dataset'])}: best model `{metrics['best_model']['family']}`",
         "",
         f"- task: {metrics['task']}, target {markdown_text(metrics['target'])}"
         + (
