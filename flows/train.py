@@ -26,6 +26,7 @@ from tasks.config import RunConfig
 from tasks.data.profile import profile_summary
 from tasks.data.split import DataSplit, folds_for_split
 from tasks.data.split_columns import resolve_split_columns, split_column_notes
+from tasks.evaluation.diagnostics import RunEvidence
 from tasks.evaluation.drift import drift_table, reference_sample
 from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
 from tasks.model_selection.encoding import feasible_families, plan_encoding
@@ -232,8 +233,8 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             importance_processes(config, profile, families, folds, len(split.y_train)),
         )
         clock.lap("evaluate")
-        diagnostics = diagnose_run(
-            frame,
+        evidence = RunEvidence(
+            frame=frame,
             split=split,
             profile=profile,
             model=model,
@@ -243,9 +244,9 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             test_metrics=test_metrics,
             metric=selection.metric,
             folds=folds,
-            config=config,
             split_settings=split_settings,
         )
+        diagnostics = diagnose_run(evidence, config)
         clock.lap("diagnostics")
         drift = measure_drift(config, table, split, profile)
         metrics = build_metrics(

@@ -24,7 +24,7 @@ from tasks.data.split import DataSplit, split_by_config, split_frame
 from tasks.data.split_columns import split_columns
 from tasks.data.validate import validate_frame
 from tasks.errors import ValidationFailed
-from tasks.evaluation.diagnostics import run_diagnostics
+from tasks.evaluation.diagnostics import RunEvidence, run_diagnostics
 from tasks.evaluation.evaluate import (
     pipeline_of,
     predict_test,
@@ -304,35 +304,11 @@ def explain_model(
 
 
 @task(name="diagnostics", cache_policy=NO_CACHE, persist_result=False)
-def diagnose_run(
-    frame: pd.DataFrame,
-    *,
-    split: DataSplit,
-    profile: DataProfile,
-    model: Any,
-    best: FamilyResult,
-    results: list[FamilyResult],
-    predictions: pd.DataFrame,
-    test_metrics: dict[str, Any],
-    metric: str,
-    folds: Any,
-    config: RunConfig,
-    split_settings: SplitConfig,
-) -> list[dict[str, Any]]:
+def diagnose_run(evidence: RunEvidence, config: RunConfig) -> list[dict[str, Any]]:
     """Leakage and weak evidence a fold audit cannot see, as coded diagnostics."""
     return run_diagnostics(
-        frame=frame,
-        split=split,
-        profile=profile,
-        model=model,
-        best=best,
-        results=results,
-        predictions=predictions,
-        test_metrics=test_metrics,
-        metric=metric,
-        scorer=build_scorer(metric, profile.positive_label),
-        folds=folds,
-        split_settings=split_settings,
+        evidence,
+        scorer=build_scorer(evidence.metric, evidence.profile.positive_label),
         settings=config.diagnostics,
         seed=config.seed,
     )

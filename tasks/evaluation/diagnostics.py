@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -713,26 +714,31 @@ def guarded(code: str, check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return diagnostic(code, "info", f"Not checked on this data: {error}".rstrip(".") + ".")
 
 
+@dataclass(frozen=True)
+class RunEvidence:
+    """What a finished search leaves for the diagnostics to examine."""
+
+    frame: pd.DataFrame
+    split: DataSplit
+    profile: DataProfile
+    model: Any
+    best: FamilyResult
+    results: list[FamilyResult]
+    predictions: pd.DataFrame
+    test_metrics: dict[str, Any]
+    metric: str
+    folds: BaseCrossValidator
+    split_settings: SplitConfig
+
+
 def run_diagnostics(
-    *,
-    frame: pd.DataFrame,
-    split: DataSplit,
-    profile: DataProfile,
-    model: Any,
-    best: FamilyResult,
-    results: list[FamilyResult],
-    predictions: pd.DataFrame,
-    test_metrics: dict[str, Any],
-    metric: str,
-    scorer: Any,
-    folds: BaseCrossValidator,
-    split_settings: SplitConfig,
-    settings: DiagnosticsConfig,
-    seed: int,
+    evidence: RunEvidence, *, scorer: Any, settings: DiagnosticsConfig, seed: int
 ) -> list[dict[str, Any]]:
     """Every diagnostic of a supervised run, fails and warnings first."""
     if not settings.enabled:
         return []
+    frame, split, profile, best = evidence.frame, evidence.split, evidence.profile, evidence.best
+    metric, folds = evidence.metric, evidence.folds
     checks: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         (
             "target_proxy",
@@ -765,13 +771,18 @@ def run_diagnostics(
         (
             "beats_baseline",
             lambda: check_beats_baseline(
-                predictions, split, profile=profile, metric=metric, settings=settings, seed=seed
+                evidence.predictions,
+                split,
+                profile=profile,
+                metric=metric,
+                settings=settings,
+                seed=seed,
             ),
         ),
         (
             "overfitting",
             lambda: check_overfitting(
-                model,
+                evidence.model,
                 split.X_train,
                 split.y_train,
                 best=best,
@@ -781,13 +792,15 @@ def run_diagnostics(
                 seed=seed,
             ),
         ),
-        ("unstable_folds", lambda: check_unstable_folds(results, settings)),
+        ("unstable_folds", lambda: check_unstable_folds(evidence.results, settings)),
         (
             "small_test_set",
-            lambda: check_small_test_set(test_metrics, metric, settings, len(split.y_test)),
+            lambda: check_small_test_set(
+                evidence.test_metrics, metric, settings, len(split.y_test)
+            ),
         ),
     ]
     records = [guarded(code, check) for code, check in checks]
-    records += unused_split_columns(frame, split, split_settings, profile.target)
+    records += unused_split_columns(frame, split, evidence.split_settings, profile.target)
     order = {"fail": 0, "warn": 1, "info": 2}
     return sorted(records, key=lambda record: order[record["severity"]])

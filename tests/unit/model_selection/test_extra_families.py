@@ -8,46 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sklearn.model_selection import StratifiedKFold
 
 from tasks.checks import load_config
-from tasks.config import ImputeConfig
-from tasks.data.profile import profile_frame
-from tasks.data.split import split_frame
 from tasks.errors import ConfigError
 from tasks.model_selection.pipeline import (
-    build_param_grid,
-    build_pipeline,
     default_families,
     family_for,
 )
-from tasks.model_selection.search import build_scorer, search_family
-from tests.conftest import make_frame
+from tests.unit.model_selection.tiny_search import search_on, tiny_split
 
 
 def test_lightgbm_is_searched_with_rebalancing_and_refit() -> None:
-    frame = make_frame(240, positive_share=0.25, seed=6)
-    profile = profile_frame(frame, "label")
-    split = split_frame(frame, profile, 0.25, seed=0)
-    spec = family_for("binary", "lightgbm")
-    grid = build_param_grid(
-        spec,
+    split, profile = tiny_split(240, positive_share=0.25, seed=6)
+    result = search_on(
+        split,
+        profile,
+        "lightgbm",
         {"num_leaves": [7], "n_estimators": [20]},
         ["class_weight", "random_under"],
-        profile.categorical_columns,
-        0,
-    )
-    pipeline = build_pipeline(
-        spec, profile.numeric_columns, profile.categorical_columns, ImputeConfig(), 0
-    )
-    result = search_family(
-        "lightgbm",
-        pipeline,
-        grid,
-        split.X_train,
-        split.y_train,
-        build_scorer("average_precision", profile.positive_label),
-        StratifiedKFold(3, shuffle=True, random_state=0),
     )
 
     assert result.status == "completed", result.error

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold
 
 from tasks.config import ImputeConfig
 from tasks.data.profile import profile_frame
@@ -19,8 +19,9 @@ from tasks.model_selection.pipeline import (
     build_pipeline,
 )
 from tasks.model_selection.prepared import FoldPreparations, preparation_length
-from tasks.model_selection.search import FamilyResult, build_scorer, search_family
+from tasks.model_selection.search import FamilyResult, search_family
 from tests.conftest import make_frame
+from tests.unit.model_selection.tiny_search import search_on, tiny_split
 
 GRIDS = {
     "logistic_regression": {"C": [0.1, 1.0]},
@@ -37,26 +38,15 @@ def binary_search(
     store: FoldPreparations | None = None,
     strategy: str = "grid",
 ) -> tuple[FamilyResult, Any]:
-    frame = make_frame(300, positive_share=0.2, seed=11)
-    profile = profile_frame(frame, "label")
-    split = split_frame(frame, profile, 0.25, seed=0)
-    spec = FAMILIES[family]
-    grid = build_param_grid(spec, GRIDS[family], rebalancing, profile.categorical_columns, 0)
-    pipeline = build_pipeline(
-        spec, profile.numeric_columns, profile.categorical_columns, ImputeConfig(), 0
-    )
-    result = search_family(
+    split, profile = tiny_split(300, positive_share=0.2, seed=11)
+    result = search_on(
+        split,
+        profile,
         family,
-        pipeline,
-        grid,
-        split.X_train,
-        split.y_train,
-        build_scorer("average_precision", profile.positive_label),
-        StratifiedKFold(3, shuffle=True, random_state=0),
-        strategy,
-        3,
-        1,
-        0,
+        GRIDS[family],
+        rebalancing,
+        strategy=strategy,
+        n_iter=3,
         preparations=store,
         reuse_preparation=reuse,
     )

@@ -10,40 +10,26 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from sklearn.model_selection import StratifiedKFold
 
 from flows.runtime import parallel_plan
-from tasks.config import ImputeConfig
-from tasks.data.profile import profile_frame
-from tasks.data.split import split_frame
-from tasks.model_selection.pipeline import FAMILIES, build_param_grid, build_pipeline
-from tasks.model_selection.search import FamilyResult, build_scorer, search_family
+from tasks.model_selection.search import FamilyResult
 from tests.conftest import make_frame
+from tests.unit.model_selection.tiny_search import search_on, tiny_split
 
 REBALANCING = ["class_weight", "random_under"]
 
 
 def run_search(strategy: str, model_grid: dict[str, list[Any]], n_iter: int = 20) -> FamilyResult:
-    frame = make_frame(240, seed=5)
-    profile = profile_frame(frame, "label")
-    split = split_frame(frame, profile, 0.25, seed=0)
-    spec = FAMILIES["logistic_regression"]
-    grid = build_param_grid(spec, model_grid, REBALANCING, profile.categorical_columns, 0)
-    pipeline = build_pipeline(
-        spec, profile.numeric_columns, profile.categorical_columns, ImputeConfig(), 0
-    )
-    return search_family(
+    split, profile = tiny_split(240, seed=5)
+    return search_on(
+        split,
+        profile,
         "logistic_regression",
-        pipeline,
-        grid,
-        split.X_train,
-        split.y_train,
-        build_scorer("average_precision", profile.positive_label),
-        StratifiedKFold(2, shuffle=True, random_state=0),
-        strategy,
-        n_iter,
-        1,
-        0,
+        model_grid,
+        REBALANCING,
+        folds=2,
+        strategy=strategy,
+        n_iter=n_iter,
     )
 
 

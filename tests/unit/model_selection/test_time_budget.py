@@ -8,16 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sklearn.model_selection import StratifiedKFold
 
-from tasks.config import ImputeConfig
-from tasks.data.profile import profile_frame
-from tasks.data.split import split_frame
 from tasks.errors import ConfigError
 from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
-from tasks.model_selection.pipeline import FAMILIES, build_param_grid, build_pipeline
-from tasks.model_selection.search import FamilyResult, build_scorer, search_family
+from tasks.model_selection.search import FamilyResult
 from tests.conftest import make_frame
+from tests.unit.model_selection.tiny_search import search_on, tiny_split
 
 TREE_GRID = {"max_depth": [2, 3, 4, 5, None], "min_samples_leaf": [1, 2, 5]}  # 15 candidates
 
@@ -25,25 +21,9 @@ TINY = 1e-6  # minutes: 60 microseconds, spent before the first fit ends
 
 
 def budgeted_search(family: str, budget: SearchBudget) -> FamilyResult:
-    frame = make_frame(300, positive_share=0.3, seed=2)
-    profile = profile_frame(frame, "label")
-    split = split_frame(frame, profile, 0.25, seed=0)
-    spec = FAMILIES[family]
+    split, profile = tiny_split(300, positive_share=0.3, seed=2)
     model_grid = TREE_GRID if family == "decision_tree" else {"C": [0.1, 1.0, 10.0]}
-    grid = build_param_grid(spec, model_grid, ["class_weight"], profile.categorical_columns, 0)
-    pipeline = build_pipeline(
-        spec, profile.numeric_columns, profile.categorical_columns, ImputeConfig(), 0
-    )
-    return search_family(
-        family,
-        pipeline,
-        grid,
-        split.X_train,
-        split.y_train,
-        build_scorer("average_precision", profile.positive_label),
-        StratifiedKFold(3, shuffle=True, random_state=0),
-        budget=budget,
-    )
+    return search_on(split, profile, family, model_grid, ["class_weight"], budget=budget)
 
 
 def test_a_spent_budget_skips_the_remaining_candidates_with_a_note_and_keeps_a_model() -> None:
