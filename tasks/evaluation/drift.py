@@ -55,18 +55,26 @@ def numeric_drift(
     """KS test for a small reference, else the Wasserstein distance in reference std units."""
     ref, cur = reference.dropna().astype(float), current.dropna().astype(float)
     if len(reference) <= SMALL_REFERENCE_ROWS:
-        p_value = float(ks_2samp(ref, cur).pvalue)
-        return {
-            "method": "ks",
-            "statistic": rounded(p_value),
-            "threshold": settings.drift_p_value,
-            "score": drift_score_from_p(p_value, settings.drift_p_value),
-            "distribution_drifted": p_value < settings.drift_p_value,
-        }
+        return tested("ks", float(ks_2samp(ref, cur).pvalue), settings)
     spread = float(ref.std()) or 1.0  # a constant reference: distance in the data's own units
-    distance = float(wasserstein_distance(ref, cur)) / spread
+    return measured("wasserstein_normed", float(wasserstein_distance(ref, cur)) / spread, settings)
+
+
+def tested(method: str, p_value: float, settings: DiagnosticsConfig) -> dict[str, Any]:
+    """A statistical test's verdict: drifted below the p-value threshold."""
     return {
-        "method": "wasserstein_normed",
+        "method": method,
+        "statistic": rounded(p_value),
+        "threshold": settings.drift_p_value,
+        "score": drift_score_from_p(p_value, settings.drift_p_value),
+        "distribution_drifted": p_value < settings.drift_p_value,
+    }
+
+
+def measured(method: str, distance: float, settings: DiagnosticsConfig) -> dict[str, Any]:
+    """A distance's verdict: drifted at or above the distance threshold."""
+    return {
+        "method": method,
         "statistic": rounded(distance),
         "threshold": settings.drift_threshold,
         "score": rounded(distance / settings.drift_threshold),
@@ -108,24 +116,10 @@ def categorical_drift(
         }
     if len(reference) <= SMALL_REFERENCE_ROWS:
         p_value = float(chi2_contingency(counts.T.to_numpy()).pvalue)
-        return {
-            "method": "chi_squared",
-            "statistic": rounded(p_value),
-            "threshold": settings.drift_p_value,
-            "score": drift_score_from_p(p_value, settings.drift_p_value),
-            "distribution_drifted": p_value < settings.drift_p_value,
-            **listed,
-        }
+        return {**tested("chi_squared", p_value, settings), **listed}
     shares = counts / counts.sum()
     distance = float(jensenshannon(shares["reference"], shares["current"]))
-    return {
-        "method": "jensen_shannon",
-        "statistic": rounded(distance),
-        "threshold": settings.drift_threshold,
-        "score": rounded(distance / settings.drift_threshold),
-        "distribution_drifted": distance >= settings.drift_threshold,
-        **listed,
-    }
+    return {**measured("jensen_shannon", distance, settings), **listed}
 
 
 def column_drift(
