@@ -13,10 +13,11 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from tasks.serving.predict import check_output_path, class_balance
+from tasks.serving.predict import check_output_path, prediction_summary
 from tasks.steps import load_data, load_model, predict_new_rows, write_batch_predictions
 
 CLASS_BALANCE_KEY = "predicted-class-balance"
+VALUE_SUMMARY_KEY = "predicted-values"
 
 
 class PredictParameters(BaseModel):
@@ -44,7 +45,8 @@ def generate_predict_run_name() -> str:
 
 @flow(name="batch-predict", flow_run_name=generate_predict_run_name, log_prints=True)
 def batch_predict(params: PredictParameters) -> dict[str, Any]:
-    """Predict new rows with a saved model; returns the output path and predicted class balance."""
+    """Predict new rows with a saved model; returns the output path and what was predicted (the
+    class balance, or a regressor's value summary)."""
     run_model = load_model(params.model, Path(params.runs_dir), params.trust, params.allow_failed)
     check_output_path(
         Path(params.out),
@@ -55,10 +57,10 @@ def batch_predict(params: PredictParameters) -> dict[str, Any]:
     table = load_data(Path(params.data))
     predictions = predict_new_rows(run_model, table)
     out = write_batch_predictions(predictions, Path(params.out))
-    balance = class_balance(predictions, run_model.classes)
+    summary = prediction_summary(predictions, run_model.classes)
     create_table_artifact(
-        key=CLASS_BALANCE_KEY,
-        table=balance,
+        key=CLASS_BALANCE_KEY if run_model.classes else VALUE_SUMMARY_KEY,
+        table=summary,
         description=f"{table.path.name} scored by {run_model.card['run_id']}",
     )
     get_run_logger().info("Wrote %d predictions to %s", len(predictions), out)
@@ -66,7 +68,7 @@ def batch_predict(params: PredictParameters) -> dict[str, Any]:
         "out": str(out),
         "rows": len(predictions),
         "run_id": run_model.card["run_id"],
-        "class_balance": balance,
+        ("class_balance" if run_model.classes else "value_summary"): summary,
     }
 
 

@@ -23,6 +23,7 @@ from flows.runtime import (
     stop_at_once_on_sigterm,
 )
 from tasks.config import RunConfig
+from tasks.data.header import has_rows
 from tasks.data.profile import profile_summary
 from tasks.data.split import DataSplit, folds_for_split
 from tasks.data.split_columns import resolve_split_columns, split_column_notes
@@ -30,7 +31,7 @@ from tasks.evaluation.diagnostics import RunEvidence
 from tasks.evaluation.drift import drift_table, reference_sample
 from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
 from tasks.model_selection.encoding import feasible_families, plan_encoding
-from tasks.model_selection.pipeline import candidate_count, choose_families
+from tasks.model_selection.pipeline import candidate_count, choose_families, family_registry
 from tasks.model_selection.prepared import FoldPreparations, PreparationRecord, store_budget
 from tasks.model_selection.search import (
     FamilyResult,
@@ -79,23 +80,50 @@ POOL_MIN_FITS = 40
 POOL_MIN_ROWS = 5_000
 
 
+def uses_pool(fits: int, n_rows: int) -> bool:
+    """Worker processes pay for any search but a small one."""
+    return fits >= POOL_MIN_FITS or n_rows >= POOL_MIN_ROWS
+
+
+def cv_fits(
+    config: RunConfig, task: str, families: list[str], n_folds: int, roughly_balanced: bool
+) -> int:
+    """How many CV fits the families' grids ask for (the refits aside)."""
+    return n_folds * sum(
+        candidate_count(
+            family,
+            task,
+            grids=config.grids,
+            rebalance=list(config.rebalance),
+            roughly_balanced=roughly_balanced,
+        )
+        for family in families
+    )
+
+
 def worker_processes(
     config: RunConfig, profile: Any, families: list[str], folds: Any, n_rows: int
 ) -> int:
     """Worker processes for the CV fits (and then the permutation importance): the cores, for
     any search but a small one; 1 (the task threads) for a small one."""
-    fits = folds.get_n_splits() * sum(
-        candidate_count(
-            family,
-            profile.task,
-            grids=config.grids,
-            rebalance=list(config.rebalance),
-            roughly_balanced=profile.roughly_balanced,
-        )
-        for family in families
-    )
-    small = fits < POOL_MIN_FITS and n_rows < POOL_MIN_ROWS
-    return 1 if small else config.n_jobs or available_cores()
+    fits = cv_fits(config, profile.task, families, folds.get_n_splits(), profile.roughly_balanced)
+    return config.n_jobs or available_cores() if uses_pool(fits, n_rows) else 1
+
+
+def expected_worker_processes(config: RunConfig) -> int:
+    """worker_processes as far as it can be told before the data is read: the fewest fits of
+    any task the profile may find (that knows the config's models), and whether the file surely
+    holds POOL_MIN_ROWS rows."""
+    tasks = [config.task] if config.task != "auto" else ["binary", "multiclass", "regression"]
+    fits = [
+        cv_fits(config, task, choose_families(config.models, task), config.split.cv_folds, True)
+        for task in tasks
+        if all(name in family_registry(task) for name in config.models)
+    ]
+    if not fits:
+        return 1
+    large = has_rows(config.data, POOL_MIN_ROWS)
+    return config.n_jobs or available_cores() if uses_pool(min(fits), POOL_MIN_ROWS * large) else 1
 
 
 def importance_processes(

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 DEFAULT_RUNS_DIR = Path("runs")
 DEFAULT_HOST = "127.0.0.1"
@@ -22,7 +23,16 @@ def print_class_balance(balance: list[dict[str, Any]], title: str) -> None:
     for column in ("class", "rows", "share"):
         table.add_column(column)
     for row in balance:
-        table.add_row(row["class"], str(row["rows"]), f"{row['share']:.1%}")
+        table.add_row(Text(row["class"]), str(row["rows"]), f"{row['share']:.1%}")
+    console.print(table)
+
+
+def print_value_summary(summary: list[dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    for row in summary:
+        table.add_row(row["statistic"], f"{row['value']:.6g}")
     console.print(table)
 
 
@@ -49,7 +59,10 @@ def predict_in_flow(args: argparse.Namespace) -> int:
         allow_failed=args.allow_failed,
     )
     summary = batch_predict(params)
-    print_class_balance(summary["class_balance"], "Predicted classes")
+    if "class_balance" in summary:
+        print_class_balance(summary["class_balance"], "Predicted classes")
+    else:
+        print_value_summary(summary["value_summary"], "Predicted values")
     console.print(f"{summary['rows']} rows scored by run {summary['run_id']}.")
     console.print(f"Predictions: {summary['out']}")
     return 0

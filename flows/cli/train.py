@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from rich.progress import (
@@ -25,6 +26,10 @@ from rich.table import Table
 from rich.text import Text
 
 from flows.cli.console import console
+
+if TYPE_CHECKING:
+    from flows.runtime import TrainParameters
+    from tasks.config import RunConfig
 
 LEADERBOARD_COLUMNS = ("family", "status", "cv_score", "best_params", "fit_seconds")
 SHORT_HEADERS = {"cv_score": "CV score", "best_params": "best params", "fit_seconds": "fit s"}
@@ -232,9 +237,25 @@ def import_training() -> None:
     import flows.train  # noqa: F401
 
 
+def warm_up_cv_pool(config: RunConfig) -> None:
+    """Start the CV worker processes, when the search will use them, while the flow starts and
+    reads the data: each worker imports scikit-learn (seconds). Called once the training modules
+    are imported (two threads importing the same modules at once can deadlock)."""
+    from flows.train import expected_worker_processes
+    from tasks.model_selection.parallel import start_worker_pool
+
+    try:
+        processes = expected_worker_processes(config)
+    except (OSError, ValueError):  # an unreadable file or config: the flow says so itself
+        return
+    if processes > 1:
+        threading.Thread(
+            target=start_worker_pool, args=(processes,), name="warm-up-cv-pool", daemon=True
+        ).start()
+
+
 def command_train(args: argparse.Namespace) -> int:
-    from flows.cli.console import prefect_session
-    from flows.cli.stop import cancellable_from_the_ui, stoppable
+    from flows.cli.stop import stoppable
     from flows.runtime import TrainParameters, check_before_start
 
     params = TrainParameters(
@@ -251,7 +272,21 @@ def command_train(args: argparse.Namespace) -> int:
         from flows.deployments import check_dask_address
 
         check_dask_address(args.dask_address)
-    with stoppable(), prefect_session(args.debug, preload=import_training) as connection:
+    with stoppable():
+        return train_in_prefect(args, params, config)
+
+
+def train_in_prefect(args: argparse.Namespace, params: TrainParameters, config: RunConfig) -> int:
+    """The flow run, against the project's (or a temporary) Prefect server."""
+    from flows.cli.console import prefect_session
+    from flows.cli.stop import cancellable_from_the_ui
+
+    def preload() -> None:
+        import_training()
+        if not args.dask_address:  # on a cluster, the CV runs on its workers
+            warm_up_cv_pool(config)
+
+    with prefect_session(args.debug, preload=preload) as connection:
         from prefect import tags
 
         cancellable_from_the_ui(connection.api_url)

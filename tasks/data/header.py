@@ -111,3 +111,23 @@ def check_target_in_header(path: Path, target: str) -> list[str]:
         f"Target column '{target}' is not in '{path}'.{hint} "
         f"Its columns: {columns_listed(columns)}."
     )
+
+
+def has_rows(path: Path, rows: int, *, chunk_bytes: int = 1 << 20) -> bool:
+    """Does the file surely hold at least `rows` data rows? Counted cheaply: a plain text file's
+    line breaks up to that many, a Parquet file's metadata; False when it cannot be told cheaply
+    (compressed text, Excel): a guess that errs towards "small"."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows) >= rows
+    if suffix not in (".csv", ".tsv", ".txt"):
+        return False
+    line_breaks = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            line_breaks += chunk.count(b"\n")
+            if line_breaks > rows:  # the header's line break, then one per row
+                return True
+    return False

@@ -18,13 +18,8 @@ import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
     balanced_accuracy_score,
     check_scoring,
-    f1_score,
-    mean_absolute_error,
-    mean_squared_error,
     r2_score,
     roc_auc_score,
 )
@@ -36,12 +31,16 @@ from tasks.config import DiagnosticsConfig, SplitConfig
 from tasks.data.profile import DataProfile
 from tasks.data.split import DataSplit, GroupFolds, sortable_times
 from tasks.data.split_columns import likely_group_column, likely_time_column
+from tasks.evaluation.paired import metric_on_resamples, paired_difference
 from tasks.model_selection.search import FamilyResult
 
 SEVERITIES = ("info", "warn", "fail")
 # Numeric columns with more distinct values are cut into this many quantile bins.
 N_BINS = 20
 BASELINE_RESAMPLES = 200
+# Families whose training score is near perfect by construction (deep trees on bootstrap samples,
+# averaged): a training/CV gap is expected of them, not a warning.
+FITS_ITS_TRAINING_ROWS_BY_DESIGN = frozenset({"random_forest"})
 ADVERSARIAL_FOLDS = 3
 TOP_COLUMNS = 5
 ERROR_METRICS = {
@@ -326,85 +325,6 @@ def check_train_test_shift(
 
 # beats_baseline: the best model against a dummy on the same test rows, paired bootstrap.
 
-WeightedScore = Callable[[np.ndarray], float]
-
-
-def weighted_metric(
-    metric: str,
-    y_true: pd.Series,
-    predicted: pd.Series,
-    probability: np.ndarray | None,
-    positive_label: str | None,
-) -> WeightedScore:
-    """weights -> the selection metric of fixed predictions (a bootstrap resample is a weight
-    per row: how often it was drawn)."""
-    truth, labels = y_true.to_numpy(), predicted.to_numpy()
-    if metric in ("roc_auc", "average_precision"):
-        positive = truth == positive_label
-        function = roc_auc_score if metric == "roc_auc" else average_precision_score
-        return lambda w: float(function(positive, probability, sample_weight=w))
-    if metric == "f1":
-        return lambda w: float(
-            f1_score(truth, labels, pos_label=positive_label, sample_weight=w, zero_division=0)
-        )
-    if metric in ("f1_macro", "f1_micro"):
-        average = metric.removeprefix("f1_")
-        return lambda w: float(
-            f1_score(truth, labels, average=average, sample_weight=w, zero_division=0)
-        )
-    if metric == "accuracy":
-        return lambda w: float(accuracy_score(truth, labels, sample_weight=w))
-    if metric == "balanced_accuracy":
-        return lambda w: float(balanced_accuracy_score(truth, labels, sample_weight=w))
-    if metric == "neg_root_mean_squared_error":
-        return lambda w: -math.sqrt(mean_squared_error(truth, labels, sample_weight=w))
-    if metric == "neg_mean_squared_error":
-        return lambda w: -float(mean_squared_error(truth, labels, sample_weight=w))
-    if metric == "neg_mean_absolute_error":
-        return lambda w: -float(mean_absolute_error(truth, labels, sample_weight=w))
-    if metric == "r2":
-        return lambda w: float(r2_score(truth, labels, sample_weight=w))
-    raise ValueError(f"selection metric '{metric}' has no baseline comparison")
-
-
-def resample_weights(
-    n_rows: int, groups: np.ndarray | None, n_boot: int, seed: int
-) -> list[np.ndarray]:
-    """Draw counts per row; with groups, whole groups are drawn (a cluster bootstrap)."""
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        return [
-            np.bincount(rng.integers(0, n_rows, n_rows), minlength=n_rows) for _ in range(n_boot)
-        ]
-    codes, n_groups = pd.factorize(groups)[0], len(set(groups))
-    draws = [
-        np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups) for _ in range(n_boot)
-    ]
-    return [draw[codes] for draw in draws]
-
-
-def paired_difference(
-    score_best: WeightedScore,
-    score_dummy: WeightedScore,
-    weights: list[np.ndarray],
-    confidence: float,
-) -> tuple[float, float | None, float | None, int]:
-    """Difference (best - dummy) on all rows and its percentile interval over resamples."""
-    ones = np.ones_like(weights[0], dtype=float)
-    estimate = score_best(ones) - score_dummy(ones)
-    differences = []
-    for w in weights:
-        try:
-            differences.append(score_best(w) - score_dummy(w))
-        except ValueError:  # a resample with a single class has no ROC-AUC
-            continue
-    values = np.asarray([d for d in differences if math.isfinite(d)])
-    if len(values) == 0:
-        return estimate, None, None, 0
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return estimate, float(low), float(high), len(values)
-
 
 def dummy_predictions(
     split: DataSplit, profile: DataProfile
@@ -445,27 +365,46 @@ def check_beats_baseline(
     dummy_pred, dummy_probability = dummy_predictions(split, profile)
     if not regression:
         dummy_pred = dummy_pred.astype(str)
+    labels = [] if regression else sorted({*y_true, *y_pred, *dummy_pred}, key=str)
     try:
-        score_best = weighted_metric(metric, y_true, y_pred, probability, positive)
-        score_dummy = weighted_metric(metric, y_true, dummy_pred, dummy_probability, positive)
+        score_best, score_dummy = (
+            metric_on_resamples(
+                metric,
+                y_true,
+                predicted,
+                classes=labels,
+                positive_label=positive,
+                positive_score=score,
+            )
+            for predicted, score in ((y_pred, probability), (dummy_pred, dummy_probability))
+        )
     except ValueError as error:
         return diagnostic("beats_baseline", "info", f"Not checked: {error}.")
     groups = None
     if split.groups is not None:
         groups = split.groups.loc[split.X_test.index].to_numpy()
-    weights = resample_weights(len(y_true), groups, BASELINE_RESAMPLES, seed)
-    estimate, low, high, n_boot = paired_difference(
-        score_best, score_dummy, weights, settings.baseline_confidence
+    paired = paired_difference(
+        score_best,
+        score_dummy,
+        len(y_true),
+        n_boot=BASELINE_RESAMPLES,
+        seed=seed,
+        confidence=settings.baseline_confidence,
+        groups=groups,
+    )
+    estimate = paired["difference"]
+    low, high = (
+        (None, None) if not paired["n_valid_resamples"] else (paired["ci_low"], paired["ci_high"])
     )
     evidence = {
         "metric": metric,
-        "model": rounded(score_best(np.ones(len(y_true)))),
-        "baseline": rounded(score_dummy(np.ones(len(y_true)))),
+        "model": rounded(paired["a"]),
+        "baseline": rounded(paired["b"]),
         "difference": rounded(estimate),
         "ci_low": rounded(low),
         "ci_high": rounded(high),
         "confidence": settings.baseline_confidence,
-        "resamples": n_boot,
+        "resamples": paired["n_valid_resamples"],
         "resampled": "groups" if groups is not None else "rows",
     }
     baseline = "DummyRegressor (mean)" if regression else "DummyClassifier (class prior)"
@@ -532,6 +471,15 @@ def check_overfitting(
             "overfitting",
             "info",
             f"Training and CV scores are close ({metric} {train_score:.4f} vs {cv_score:.4f}).",
+            **evidence,
+        )
+    if best.family in FITS_ITS_TRAINING_ROWS_BY_DESIGN:
+        return diagnostic(
+            "overfitting",
+            "info",
+            f"The best model ({best.family}) scores {train_score:.4f} on its training rows and "
+            f"{cv_score:.4f} in CV: its trees are grown on bootstrap samples until they fit them, "
+            "so the gap says nothing; the CV score is its honest measure.",
             **evidence,
         )
     return diagnostic(

@@ -1,4 +1,5 @@
-"""Running on an existing Dask cluster: where a task runs, and joblib's backend for the CV there."""
+"""Where the CV fits run: joblib's local process pool (started early), or an existing Dask
+cluster (where a task runs, and joblib's backend for the CV there)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import import_module
 
 import joblib
 from threadpoolctl import threadpool_limits
@@ -21,6 +23,22 @@ def dask_worker_address() -> str | None:
         return str(get_worker().address)
     except ValueError:  # not inside a Dask worker
         return None
+
+
+# What a CV worker needs to unpickle its first fit: scikit-learn, imblearn and the search's code.
+WORKER_MODULES = ("tasks.model_selection.prepared", "tasks.model_selection.pipeline")
+
+
+def import_worker_modules() -> None:
+    for name in WORKER_MODULES:
+        import_module(name)
+
+
+def start_worker_pool(n_jobs: int) -> None:
+    """Start joblib's reusable pool of n_jobs processes and have each import what a fit needs
+    (seconds), so the search's `Parallel(n_jobs)` finds it ready (joblib reuses a pool of the
+    same size). Blocks until the workers are ready: call it in a thread."""
+    joblib.Parallel(n_jobs=n_jobs)(joblib.delayed(import_worker_modules)() for _ in range(n_jobs))
 
 
 def leave_ctrl_c_to_the_main_process() -> None:

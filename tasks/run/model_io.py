@@ -35,7 +35,17 @@ TRUSTED_TYPE_PREFIXES = (
     "lightgbm.",
     "tasks.model_selection.",
 )
-TRUSTED_EXACT_TYPES = frozenset({"numpy.dtype", "tasks.model_selection.audit.FitAudit"})
+# functools.partial: HistGradientBoosting's native-category preprocessor wraps check_array in one
+# (skops checks the wrapped function and its arguments as types of their own); LightGBM keeps
+# its parameters in an OrderedDict.
+TRUSTED_EXACT_TYPES = frozenset(
+    {
+        "numpy.dtype",
+        "functools.partial",
+        "collections.OrderedDict",
+        "tasks.model_selection.audit.FitAudit",
+    }
+)
 
 
 def input_columns(X: pd.DataFrame) -> dict[str, str]:

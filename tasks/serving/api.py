@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tasks.errors import RegistryError, ValidationFailed
-from tasks.serving.predict import RunModel, class_balance, predict_rows
+from tasks.serving.predict import RunModel, predict_rows, prediction_summary
 from tasks.serving.registry import list_runs
 
 SERVED_SUFFIXES = {".html", ".png", ".svg", ".csv", ".json", ".yaml"}
@@ -274,7 +274,9 @@ def build_app(
         return {
             "run_id": run_model.card["run_id"],
             "predictions": predictions.drop(columns="row").to_dict(orient="records"),
-            "class_balance": class_balance(predictions, run_model.classes),
+            ("class_balance" if run_model.classes else "value_summary"): prediction_summary(
+                predictions, run_model.classes
+            ),
         }
 
     @app.get("/", response_class=HTMLResponse)

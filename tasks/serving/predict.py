@@ -130,10 +130,13 @@ def load_run_model(
 
 
 def predict_with_card(model: Pipeline, card: dict[str, Any], X: pd.DataFrame) -> pd.DataFrame:
-    """y_pred and one probability column per class (named by class); a binary model with a
-    decision threshold in its card predicts the positive class at or above it."""
-    classes = [str(c) for c in model.classes_]
+    """y_pred and, for a classifier, one probability column per class (named by class); a binary
+    model with a decision threshold in its card predicts the positive class at or above it. A
+    regressor's y_pred is its predicted value."""
     features = X[list(card["input_columns"])]
+    if not card.get("classes"):  # regression
+        return pd.DataFrame({"y_pred": model.predict(features)}, index=X.index)
+    classes = [str(c) for c in model.classes_]
     probabilities = pd.DataFrame(model.predict_proba(features), columns=classes, index=X.index)
     threshold, positive = card.get("decision_threshold"), card.get("positive_label")
     if threshold is None or positive is None or len(classes) != 2:
@@ -177,7 +180,10 @@ def predict_rows(run_model: RunModel, frame: pd.DataFrame, source: str) -> pd.Da
     output = predict_with_card(run_model.model, run_model.card, validated)
     result = pd.DataFrame({"row": frame.index, "y_pred": output["y_pred"].to_numpy()})
     if run_model.target in validated.columns:
-        result.insert(1, "y_true", validated[run_model.target].astype("string").to_numpy())
+        truth = validated[run_model.target]
+        result.insert(
+            1, "y_true", (truth if not run_model.classes else truth.astype("string")).to_numpy()
+        )
     for label in run_model.classes:
         result[f"{PROBABILITY_PREFIX}{label}"] = output[label].to_numpy()
     return result
@@ -188,6 +194,17 @@ def class_balance(predictions: pd.DataFrame, classes: list[str]) -> list[dict[st
     counts = predictions["y_pred"].value_counts().reindex(classes, fill_value=0)
     total = max(int(counts.sum()), 1)
     return [{"class": c, "rows": int(n), "share": int(n) / total} for c, n in counts.items()]
+
+
+def value_summary(predictions: pd.DataFrame) -> list[dict[str, Any]]:
+    """A regressor's predicted values in a few numbers: count, mean, spread and quartiles."""
+    described = predictions["y_pred"].astype(float).describe()
+    return [{"statistic": str(name), "value": float(value)} for name, value in described.items()]
+
+
+def prediction_summary(predictions: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
+    """What was predicted, at a glance: the class balance, or a regressor's value summary."""
+    return class_balance(predictions, classes) if classes else value_summary(predictions)
 
 
 def is_within(path: Path, folder: Path) -> bool:

@@ -256,6 +256,14 @@ def run_dataset(manifest: dict[str, Any], metrics: dict[str, Any] | None) -> str
     return str(config.get("name") or Path(str(config.get("data", "unknown"))).stem)
 
 
+# The regression selection metrics (scorer names) and the test metric each negates.
+NEGATED_ERRORS = {
+    "neg_root_mean_squared_error": "rmse",
+    "neg_mean_squared_error": "mse",
+    "neg_mean_absolute_error": "mae",
+}
+
+
 def selection_score(metrics: dict[str, Any]) -> float | None:
     """The test value of the run's selection metric (None when undefined)."""
     test = metrics.get("test_metrics") or {}
@@ -266,6 +274,9 @@ def selection_score(metrics: dict[str, Any]) -> float | None:
         "f1_micro": (test.get("micro") or {}).get("f1"),
     }
     value = named[metric] if metric in named else test.get(str(metric))
+    if str(metric) in NEGATED_ERRORS:  # scikit-learn's scorers negate errors: higher is better
+        error = test.get(NEGATED_ERRORS[str(metric)])
+        value = -error if isinstance(error, int | float) else None
     return float(value) if isinstance(value, int | float) else None
 
 

@@ -1,5 +1,6 @@
 """Regression: inference of the task, split and folds, the course's normal equation, metrics by
-hand, the bundled Hitters contract, and one real flow run through Prefect."""
+hand, the bundled Hitters contract, and real flow runs through Prefect whose model is the
+dataset's champion, serves new rows and is judged against by the next run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import KFold
 
@@ -22,6 +24,8 @@ from tasks.evaluation.metrics import regression_metrics
 from tasks.model_selection.pipeline import REGRESSION_FAMILIES, build_pipeline, choose_families
 from tasks.model_selection.search import choose_selection_metric
 from tasks.run.model_io import load_checked_model
+from tasks.serving.api import build_app
+from tasks.serving.predict import load_run_model, predict_rows, prediction_summary
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -203,3 +207,25 @@ def test_regression_flow_writes_the_run_contract(prefect_harness: None, tmp_path
     np.testing.assert_allclose(model.predict(raw), predictions["y_pred"], rtol=1e-9)
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
     assert (run_dir / "report.html").is_file()
+
+    # The run is its dataset's first champion; the model serves new rows (batch and API) ...
+    assert json.loads((run_dir / "champion.json").read_text())["outcome"] == "first-champion"
+    runs_dir = run_dir.parent
+    served = load_run_model(f"champion:{metrics['dataset']}", runs_dir)
+    new_rows = make_regression_frame(seed=1).drop(columns="y").head(6)
+    batch = predict_rows(served, new_rows, "new.csv")
+    assert list(batch.columns) == ["row", "y_pred"]
+    np.testing.assert_allclose(batch["y_pred"], model.predict(new_rows), rtol=1e-9)
+    summary = {s["statistic"]: s["value"] for s in prediction_summary(batch, served.classes)}
+    assert summary["count"] == 6 and summary["min"] <= summary["mean"] <= summary["max"]
+    records = json.loads(new_rows.to_json(orient="records"))
+    answer = TestClient(build_app(served, runs_dir)).post("/predict", json=records).json()
+    assert [p["y_pred"] for p in answer["predictions"]] == pytest.approx(list(batch["y_pred"]))
+    assert answer["value_summary"][0] == {"statistic": "count", "value": 6.0}
+
+    # ... and a second run is judged against it on the same test rows.
+    second = Path(train(params))
+    decision = json.loads((second / "champion.json").read_text())
+    assert decision["outcome"] in ("beats-champion", "within-noise", "worse")
+    assert decision["ci_low"] <= decision["difference"] <= decision["ci_high"]
+    assert decision["new_score"] == pytest.approx(-metrics["test_metrics"]["rmse"])

@@ -1,14 +1,23 @@
-"""A small search (few rows, few fits) runs in the task threads; any other uses the pool."""
+"""A small search (few rows, few fits) runs in the task threads; any other uses the pool, which
+the command starts early when it can tell."""
 
 from __future__ import annotations
 
+import gzip
+import os
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
+import joblib
+import pandas as pd
 from sklearn.model_selection import KFold
 
 from flows.runtime import available_cores
-from flows.train import POOL_MIN_FITS, worker_processes
+from flows.train import POOL_MIN_FITS, POOL_MIN_ROWS, expected_worker_processes, worker_processes
 from tasks.config import build_config
+from tasks.data.header import has_rows
+from tasks.model_selection.parallel import start_worker_pool
 from tasks.model_selection.pipeline import candidate_count, default_families
 
 
@@ -50,3 +59,48 @@ def test_a_tiny_search_stays_in_threads_and_the_default_one_uses_the_cores() -> 
         worker_processes(default.model_copy(update={"n_jobs": 3}), profile, families, KFold(5), 300)
         == 3
     )
+
+
+def test_the_pool_is_expected_before_the_data_is_read_as_the_search_will_decide(
+    tmp_path: Path,
+) -> None:
+    small = tmp_path / "small.csv"
+    small.write_text("x,y\n" + "1,0\n" * 300)
+    large = tmp_path / "large.csv"
+    large.write_text("x,y\n" + "1,0\n" * POOL_MIN_ROWS)
+    tiny = {
+        "target": "y",
+        "models": ["logistic_regression"],
+        "grids": {"logistic_regression": {"C": [0.1, 1.0]}},
+    }
+    assert expected_worker_processes(build_config({**tiny, "data": str(small)}, "t")) == 1
+    assert (
+        expected_worker_processes(build_config({**tiny, "data": str(large)}, "t"))
+        == available_cores()
+    )
+    zero_config = build_config({"data": str(small), "target": "y"}, "t")
+    assert expected_worker_processes(zero_config) == available_cores()
+
+
+def test_row_counts_are_told_cheaply_or_not_at_all(tmp_path: Path) -> None:
+    csv = tmp_path / "t.csv"
+    csv.write_text("a,b\n" + "1,2\n" * 10)
+    assert has_rows(csv, 10) and not has_rows(csv, 11)
+    parquet = tmp_path / "t.parquet"
+    pd.DataFrame({"a": range(10)}).to_parquet(parquet)
+    assert has_rows(parquet, 10) and not has_rows(parquet, 11)
+    compressed = tmp_path / "t.csv.gz"
+    compressed.write_bytes(gzip.compress(csv.read_bytes()))
+    assert not has_rows(compressed, 1)  # unknown without decompressing: guessed small
+
+
+def test_a_started_pool_is_the_one_the_search_uses() -> None:
+    start_worker_pool(2)
+    first = set(joblib.Parallel(n_jobs=2)(joblib.delayed(os.getpid)() for _ in range(20)))
+    modules = joblib.Parallel(n_jobs=2)(
+        joblib.delayed(lambda: "tasks.model_selection.prepared" in sys.modules)() for _ in range(4)
+    )
+    start_worker_pool(2)  # again: still the same processes
+    again = set(joblib.Parallel(n_jobs=2)(joblib.delayed(os.getpid)() for _ in range(20)))
+    assert first <= again and len(again) <= 2 and os.getpid() not in again
+    assert all(modules)

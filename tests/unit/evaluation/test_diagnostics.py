@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.tree import DecisionTreeClassifier
 
 from tasks.config import DiagnosticsConfig, SplitConfig
 from tasks.data.profile import profile_frame
@@ -13,6 +17,7 @@ from tasks.data.split import DataSplit, make_folds, split_frame
 from tasks.evaluation.diagnostics import (
     check_beats_baseline,
     check_duplicates,
+    check_overfitting,
     check_small_test_set,
     check_target_proxy,
     check_train_test_shift,
@@ -218,3 +223,58 @@ def test_an_undefined_selection_metric_falls_back_to_balanced_accuracy() -> None
     }
     record = check_small_test_set(metrics, "f1_macro", SETTINGS, 84)
     assert record["severity"] == "warn" and record["evidence"]["metric"] == "balanced_accuracy"
+
+
+def overfitting_record(model: object, family_name: str) -> dict:
+    frame = numeric_frame(400, signal=0.5, seed=7)
+    split, _ = split_of(frame)
+    fitted = model.fit(split.X_train, split.y_train)  # type: ignore[attr-defined]
+    folds, _ = make_folds(split.y_train, 5, seed=0)
+    cv_score = cross_val_score(model, split.X_train, split.y_train, cv=folds, scoring="roc_auc")
+    best = FamilyResult(family_name, "completed", best_score=float(cv_score.mean()))
+    return check_overfitting(
+        fitted,
+        split.X_train,
+        split.y_train,
+        best=best,
+        metric="roc_auc",
+        scorer="roc_auc",
+        settings=SETTINGS,
+        seed=0,
+    )
+
+
+def test_a_tree_that_memorises_noise_is_overfitting_and_a_forest_is_not_blamed_for_it() -> None:
+    tree = overfitting_record(DecisionTreeClassifier(random_state=0), "decision_tree")
+    assert tree["severity"] == "warn" and tree["evidence"]["gap"] > SETTINGS.overfitting_gap
+    forest = overfitting_record(
+        RandomForestClassifier(n_estimators=50, random_state=0), "random_forest"
+    )
+    assert forest["evidence"]["gap"] > SETTINGS.overfitting_gap  # the gap is there ...
+    assert forest["severity"] == "info" and "bootstrap" in forest["message"]  # ... by design
+    linear = overfitting_record(LogisticRegression(), "logistic_regression")
+    assert linear["severity"] == "info" and "close" in linear["message"]
+
+
+def test_a_grouped_regression_is_compared_with_the_mean_on_resampled_groups() -> None:
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "patient": rng.integers(0, 40, 300)})
+    frame["y"] = 2 * frame["x"] + rng.normal(size=300) * 0.5
+    profile = profile_frame(frame.drop(columns="patient"), "y")
+    split = split_frame(frame.drop(columns="patient"), profile, 0.3, 0)
+    split = replace(split, groups=frame["patient"])
+    model = LinearRegression().fit(split.X_train, split.y_train)
+    predictions = pd.DataFrame(
+        {"y_true": split.y_test.to_numpy(), "y_pred": model.predict(split.X_test)}
+    )
+    record = check_beats_baseline(
+        predictions,
+        split,
+        profile=profile,
+        metric="neg_root_mean_squared_error",
+        settings=SETTINGS,
+        seed=0,
+    )
+    assert record["severity"] == "info" and record["evidence"]["resampled"] == "groups"
+    assert record["evidence"]["model"] > record["evidence"]["baseline"]  # errors are negated
+    assert record["evidence"]["resamples"] == 200 and record["evidence"]["ci_low"] > 0

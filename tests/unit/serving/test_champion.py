@@ -21,14 +21,10 @@ from flows.cli.main import main
 from tasks.data.read import read_table
 from tasks.data.validate import validate_frame
 from tasks.errors import RegistryError
+from tasks.evaluation.paired import weighted_label_scores, weighted_ranking_scores
 from tasks.run.model_io import load_checked_model
 from tasks.run.rundir import fail_run, start_run
-from tasks.serving.champion import (
-    judge_against_champion,
-    paired_bootstrap,
-    weighted_label_scores,
-    weighted_ranking_scores,
-)
+from tasks.serving.champion import judge_against_champion, paired_bootstrap
 from tasks.serving.predict import predict_with_card, read_run_schema
 from tasks.serving.registry import (
     REGISTRY_FILE,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.serving.champion import bootstrap_weight_blocks, split_note
+from tasks.evaluation.paired import bootstrap_weight_blocks
+from tasks.serving.champion import split_note
 
 
 def test_group_resamples_weigh_every_row_of_a_group_alike() -> None:

@@ -6,11 +6,22 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tasks.config import ImputeConfig
+from tasks.data.profile import profile_frame
 from tasks.errors import ModelIntegrityError, UntrustedModelError
-from tasks.run.model_io import PackageVersionWarning, load_checked_model, signed_card
+from tasks.model_selection.pipeline import build_pipeline, family_registry
+from tasks.run.model_io import (
+    PackageVersionWarning,
+    load_checked_model,
+    load_skops,
+    save_model,
+    signed_card,
+)
 from tasks.run.rundir import package_versions
+from tests.conftest import make_frame
 from tests.trained_run import TrainedRun
 
 
@@ -75,3 +86,24 @@ def test_other_package_versions_warn(run_copy: TrainedRun) -> None:
     card_path.write_text(json.dumps(signed_card(card, run_copy.runs_dir)))  # a re-signed card
     with pytest.warns(PackageVersionWarning, match=r"scikit-learn 0\.0\.1 -> "):
         load_checked_model(run_copy.model_path, run_copy.runs_dir)
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_every_family_fitted_with_a_category_saves_and_loads_back(
+    task: str, tmp_path: Path
+) -> None:
+    # Any family can be a run's best model; its saved file must load (predict, API, champion).
+    frame = make_frame(160, positive_share=0.4, seed=3)
+    target = "label"
+    if task == "regression":
+        frame = frame.assign(amount=frame["x2"].fillna(0) * 3 + (frame["label"] == "yes"))
+        frame, target = frame.drop(columns="label"), "amount"
+    profile = profile_frame(frame, target)
+    X, y = frame.drop(columns=target), frame[target]
+    for name, family in family_registry(profile.task).items():
+        pipeline = build_pipeline(
+            family, profile.numeric_columns, profile.categorical_columns, ImputeConfig(), 0
+        ).fit(X, y)
+        path = save_model(pipeline, tmp_path / f"{name}.skops")
+        loaded = load_skops(path)
+        assert np.array_equal(loaded.predict(X), pipeline.predict(X)), name

@@ -1,0 +1,195 @@
+"""A metric of fixed predictions on bootstrap resamples of the test rows, and the paired
+difference of two models' metrics on the same resamples (the champion decision, and whether the
+best model beats a dummy).
+
+A resample is a count per row (how often the row was drawn), so every metric is a weighted count
+over the original rows and a whole block of resamples takes a few matrix operations. Each metric
+equals scikit-learn's on the resampled rows (tests/unit/evaluation/test_paired.py).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# Rows x resamples held in memory at once (float32): about 40 MB per array.
+BLOCK_CELLS = 10_000_000
+RANKING_METRICS = ("roc_auc", "average_precision")
+LABEL_METRICS = ("accuracy", "balanced_accuracy", "f1", "f1_macro", "f1_micro")
+# scikit-learn's scorer names of the regression metrics (errors negated: higher is better).
+ERROR_METRICS = (
+    "neg_root_mean_squared_error",
+    "neg_mean_squared_error",
+    "neg_mean_absolute_error",
+    "r2",
+)
+
+# weights (resamples, rows) -> the metric on each resample
+ScoreFunction = Callable[[np.ndarray], np.ndarray]
+
+
+def bootstrap_weight_blocks(
+    n_rows: int, n_boot: int, seed: int, groups: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Resample counts per row, (resamples, rows), in blocks that fit in memory; seeded.
+    float32 holds the counts exactly (they never exceed n_rows) at half the memory.
+    With groups (split.groups), whole groups are drawn: a row counts as often as its group."""
+    rng = np.random.default_rng(seed)
+    codes = None if groups is None else pd.factorize(groups)[0]
+    n_units = n_rows if codes is None else int(codes.max()) + 1
+    per_block = max(1, BLOCK_CELLS // max(n_rows, 1))
+    blocks = []
+    for start in range(0, n_boot, per_block):
+        drawn = rng.integers(0, n_units, size=(min(per_block, n_boot - start), n_units))
+        counts = np.stack([np.bincount(row, minlength=n_units) for row in drawn])
+        blocks.append((counts if codes is None else counts[:, codes]).astype(np.float32))
+    return blocks
+
+
+def weighted_ranking_scores(
+    positive: np.ndarray, score: np.ndarray, weights: np.ndarray
+) -> dict[str, np.ndarray]:
+    """ROC-AUC and average precision per row of weights (NaN when a class is absent).
+
+    Rows sorted by score, descending; rows with tied scores form one threshold group. With tp and
+    n the cumulative positive and total weight at each group's end:
+    AP = sum(new positives x precision) / P; AUC = sum(new positives x negatives ranked below,
+    ties counted half) / (P x N): the same numbers as sklearn's curves."""
+    order = np.argsort(-score, kind="mergesort")
+    sorted_score = score[order]
+    w = weights[:, order]
+    ends = np.r_[np.flatnonzero(np.diff(sorted_score)), len(score) - 1]
+    tp = np.cumsum(w * positive[order], axis=1)[:, ends].astype(float)
+    seen = np.cumsum(w, axis=1)[:, ends].astype(float)
+    del w
+    fp = seen - tp
+    n_pos, n_neg = tp[:, -1], fp[:, -1]
+    new_pos = np.diff(tp, axis=1, prepend=0.0)
+    new_neg = np.diff(fp, axis=1, prepend=0.0)
+    precision = np.divide(tp, seen, out=np.zeros_like(tp), where=seen > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        average_precision = np.sum(new_pos * precision, axis=1) / n_pos
+        below = n_neg[:, None] - fp + new_neg / 2
+        roc_auc = np.sum(new_pos * below, axis=1) / (n_pos * n_neg)
+    return {
+        "roc_auc": np.where((n_pos == 0) | (n_neg == 0), np.nan, roc_auc),
+        "average_precision": np.where(n_pos == 0, np.nan, average_precision),
+    }
+
+
+def weighted_label_scores(
+    true_index: np.ndarray,
+    pred_index: np.ndarray,
+    n_classes: int,
+    positive: int | None,
+    weights: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Accuracy, balanced accuracy and F1 (binary, macro, micro) per row of weights."""
+    true_onehot = np.eye(n_classes)[true_index]
+    pred_onehot = np.eye(n_classes)[pred_index]
+    tp = weights @ (true_onehot * pred_onehot)
+    support = weights @ true_onehot
+    predicted = weights @ pred_onehot
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample may hold no row of a class
+        accuracy = tp.sum(axis=1) / weights.sum(axis=1)
+        recall = np.where(support > 0, tp / support, np.nan)
+        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), np.nan)
+        scores = {
+            "accuracy": accuracy,
+            "f1_micro": accuracy,
+            "balanced_accuracy": np.nanmean(recall, axis=1),
+            "f1_macro": np.nanmean(f1, axis=1),
+        }
+    if positive is not None:
+        scores["f1"] = f1[:, positive]
+    return scores
+
+
+def weighted_error_scores(
+    y_true: np.ndarray, y_pred: np.ndarray, weights: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The regression scorers per row of weights, signed as scikit-learn's (errors negated)."""
+    total = weights.sum(axis=1)
+    centred = y_true - y_true.mean()  # the variance without cancellation at large values
+
+    def mean_of(values: np.ndarray) -> np.ndarray:
+        return np.asarray(weights @ values, dtype=float) / total
+
+    squared = mean_of((y_true - y_pred) ** 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = 1 - squared / (mean_of(centred**2) - mean_of(centred) ** 2)
+    return {
+        "neg_root_mean_squared_error": -np.sqrt(squared),
+        "neg_mean_squared_error": -squared,
+        "neg_mean_absolute_error": -mean_of(np.abs(y_true - y_pred)),
+        "r2": r2,
+    }
+
+
+def metric_on_resamples(
+    metric: str,
+    y_true: pd.Series,
+    y_pred: pd.Series,
+    *,
+    classes: list[str],
+    positive_label: str | None,
+    positive_score: np.ndarray | None = None,
+) -> ScoreFunction:
+    """weights (resamples, rows) -> the selection metric per resample, for one model's fixed
+    test predictions (labels, or values for regression; the positive class's probability for
+    ROC-AUC and average precision)."""
+    if metric in ERROR_METRICS:
+        truth, values = y_true.to_numpy(dtype=float), y_pred.to_numpy(dtype=float)
+        return lambda w: weighted_error_scores(truth, values, w)[metric]
+    if (metric in RANKING_METRICS or metric == "f1") and positive_label is None:
+        raise ValueError(f"{metric} needs a binary task with a positive label.")
+    if metric in RANKING_METRICS:
+        if positive_score is None:
+            raise ValueError(f"{metric} needs the positive class's probabilities.")
+        positive = (y_true == positive_label).to_numpy()
+        score = np.asarray(positive_score, dtype=float)
+        return lambda w: weighted_ranking_scores(positive, score, w)[metric]
+    if metric not in LABEL_METRICS:
+        raise ValueError(f"selection metric '{metric}' cannot be bootstrapped.")
+    lookup = {label: k for k, label in enumerate(classes)}
+    true_index = y_true.map(lookup).to_numpy(dtype=int)
+    pred_index = y_pred.map(lookup).to_numpy(dtype=int)
+    positive_index = lookup.get(positive_label) if positive_label is not None else None
+    return lambda w: weighted_label_scores(true_index, pred_index, len(classes), positive_index, w)[
+        metric
+    ]
+
+
+def paired_difference(
+    score_a: ScoreFunction,
+    score_b: ScoreFunction,
+    n_rows: int,
+    *,
+    n_boot: int,
+    seed: int,
+    confidence: float,
+    groups: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Both scores on all rows, their difference (a - b), and its percentile interval over the
+    same resamples for both (whole groups when given); the interval is NaN when no resample
+    has a defined difference (e.g. ROC-AUC of one-class resamples)."""
+    observed = np.ones((1, n_rows))
+    a, b = float(score_a(observed)[0]), float(score_b(observed)[0])
+    blocks = bootstrap_weight_blocks(n_rows, n_boot, seed, groups)
+    differences = np.concatenate([score_a(w) - score_b(w) for w in blocks])
+    valid = differences[np.isfinite(differences)]
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(valid, [tail, 100 - tail]) if valid.size else (np.nan, np.nan)
+    return {
+        "a": a,
+        "b": b,
+        "difference": a - b,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "n_valid_resamples": int(valid.size),
+    }
