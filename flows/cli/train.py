@@ -234,7 +234,7 @@ def import_training() -> None:
 
 def command_train(args: argparse.Namespace) -> int:
     from flows.cli.console import prefect_session
-    from flows.cli.stop import cancellable_from_the_ui, stoppable
+    from flows.cli.stop import cancellable_from_the_ui, stop_searches_on, stoppable
     from flows.runtime import TrainParameters, check_before_start
 
     params = TrainParameters(
@@ -251,6 +251,7 @@ def command_train(args: argparse.Namespace) -> int:
         from flows.deployments import check_dask_address
 
         check_dask_address(args.dask_address)
+    stop_searches_on(args.dask_address)
     with stoppable(), prefect_session(args.debug, preload=import_training) as connection:
         from prefect import tags
 
