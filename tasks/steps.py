@@ -15,6 +15,7 @@ import pandas as pd
 import pandera.pandas as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from schemas.infer import infer_schema, load_schema
 from tasks.config import ClusteringConfig, RunConfig, SplitConfig
@@ -38,7 +39,7 @@ from tasks.model_selection.audit import audit_leakage
 from tasks.model_selection.budget import SearchBudget
 from tasks.model_selection.encoding import layout_for, plan_encoding
 from tasks.model_selection.ensemble import search_ensemble
-from tasks.model_selection.parallel import cv_parallelism, dask_worker_address
+from tasks.model_selection.parallel import cluster_stop, cv_parallelism, dask_worker_address
 from tasks.model_selection.pipeline import (
     build_param_grid,
     build_pipeline,
@@ -195,6 +196,7 @@ def search_model_family(
             config.seed,
             preparations=preparations,
             budget=budget,
+            stop=cluster_stop(flow_run.id),  # on a Dask worker: the run's stop request
         )
     return replace(result, worker=dask_worker_address())
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -83,6 +84,20 @@ def signing_key_for_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         os.environ.pop("TABPIPE_SIGNING_KEY", None)
     else:
         os.environ["TABPIPE_SIGNING_KEY"] = previous
+
+
+@pytest.fixture(scope="module")
+def local_dask() -> Iterator[Any]:
+    """A client of a Dask scheduler and one two-thread worker in this process (no processes)."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 @pytest.fixture(scope="session")

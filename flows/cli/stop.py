@@ -8,11 +8,19 @@ still in staging, stops this process's temporary Prefect server and every child 
 workers, resource trackers), prints one line and exits with 128 + the signal number.
 
 A watcher thread learns of each signal through `signal.set_wakeup_fd`, which Python's C-level
-handler writes to whichever Python handler (ours or Prefect's) is installed at the time."""
+handler writes to whichever Python handler (ours or Prefect's) is installed at the time.
+
+With `--dask-address`, family searches run in threads of Dask workers, which outlive this
+process: on the first signal (and in `hard_stop`, which a cancellation in the UI also reaches) a
+background thread sets each run's stop event on the cluster, and the searches there end at their
+next check (tasks/model_selection/parallel.py). `hard_stop` waits for it CLUSTER_STOP_SECONDS at
+most: a scheduler that does not answer never holds the stop up."""
 
 from __future__ import annotations
 
 import _thread
+import json
+import logging
 import os
 import signal
 import socket
@@ -26,6 +34,7 @@ from types import FrameType
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 GRACE_SECONDS = 5.0
 CHILD_GRACE_SECONDS = 1.5
+CLUSTER_STOP_SECONDS = 3.0
 
 
 class Interrupted(KeyboardInterrupt):
@@ -44,6 +53,9 @@ class StopState:
         self.lock = threading.Lock()
         self.stopping = False
         self.cancelled_in_ui = False
+        self.dask_address: str | None = None  # where this process's family searches run
+        self.cluster_stop: threading.Thread | None = None
+        self.cluster_lock = threading.Lock()
 
 
 class CancelledInUI(KeyboardInterrupt):
@@ -89,9 +101,56 @@ def stop_children(rounds: int = 5) -> None:
         psutil.wait_procs(alive, timeout=CHILD_GRACE_SECONDS)
 
 
+def stop_searches_on(dask_address: str | None) -> None:
+    """Remember the Dask cluster this process's family searches run on (None: this machine)."""
+    STATE.dask_address = dask_address
+
+
+def flow_runs_of_this_process() -> list[str]:
+    """The flow runs of the runs this process has open, or has already marked failed."""
+    from tasks.run.outputs import RunWriter
+
+    manifests = [writer.manifest for writer in list(RunWriter.open_writers)]
+    for run_dir in list(RunWriter.failed_runs):
+        try:
+            manifests.append(json.loads((run_dir / "manifest.json").read_text()))
+        except (OSError, ValueError):
+            continue
+    return [str(m["flow_run_id"]) for m in manifests if m.get("flow_run_id")]
+
+
+def stop_cluster_searches() -> None:
+    """Ask the Dask cluster to end this process's searches, once, in a daemon thread."""
+    with STATE.cluster_lock:
+        if STATE.dask_address is None or STATE.cluster_stop is not None:
+            return
+        flow_run_ids = flow_runs_of_this_process()
+        if not flow_run_ids:
+            return
+        STATE.cluster_stop = threading.Thread(
+            target=request_cluster_stop, args=(STATE.dask_address, flow_run_ids), daemon=True
+        )
+        STATE.cluster_stop.start()
+
+
+def request_cluster_stop(address: str, flow_run_ids: list[str]) -> None:
+    from tasks.model_selection.parallel import request_stop
+
+    try:
+        request_stop(address, flow_run_ids, timeout=CLUSTER_STOP_SECONDS)
+    except Exception:  # best effort: a traceback would break the stop's one line on stderr
+        return
+
+
+def await_cluster_stop() -> None:
+    """Give the stop request to the cluster a moment to arrive (bounded: the exit comes first)."""
+    if STATE.cluster_stop is not None:
+        STATE.cluster_stop.join(timeout=CLUSTER_STOP_SECONDS)
+
+
 def hard_stop(signal_number: int) -> None:
-    """Fail open runs, stop child processes, say so in one line, and exit now (worker threads
-    still busy with a fit are not waited for)."""
+    """Fail open runs, stop child processes and the searches on a Dask cluster, say so in one
+    line, and exit now (worker threads still busy with a fit are not waited for)."""
     with STATE.lock:
         already = STATE.stopping
         STATE.stopping = True
@@ -100,8 +159,10 @@ def hard_stop(signal_number: int) -> None:
             time.sleep(1.0)
     from tasks.run.outputs import RunWriter
 
+    stop_cluster_searches()  # before the runs close: their manifests name the flow runs
     RunWriter.fail_open_runs(Interrupted(signal_number))
     stop_children()
+    await_cluster_stop()
     name = signal.Signals(signal_number).name
     failed = RunWriter.failed_runs
     where = f"; the run is in place, marked failed: {failed[-1]}" if failed else ""
@@ -137,6 +198,10 @@ def watch_signals(reader: socket.socket) -> None:
 def stop_after_grace(signal_number: int) -> None:
     if STATE.signal_number is None:
         STATE.signal_number = signal_number
+    # One line on the terminal: what Prefect logs while the run unwinds (crashed states, events
+    # still queued) is not for the person who pressed Ctrl-C.
+    logging.disable(logging.CRITICAL)
+    stop_cluster_searches()  # now, not after the grace: the workers stop while this unwinds
     time.sleep(GRACE_SECONDS)
     hard_stop(STATE.signal_number or signal_number)
 
@@ -148,6 +213,7 @@ def take_ctrl_c(done: threading.Event) -> None:
     signal.sigwait({signal.SIGINT})
     if done.is_set():
         return
+    logging.disable(logging.CRITICAL)  # before the main thread unwinds (see stop_after_grace)
     _thread.interrupt_main(signal.SIGINT)  # runs raise_interrupted in the main thread
     stop_after_grace(signal.SIGINT)
 

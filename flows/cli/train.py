@@ -248,14 +248,19 @@ def warm_up_cv_pool(config: RunConfig) -> None:
         processes = expected_worker_processes(config)
     except (OSError, ValueError):  # an unreadable file or config: the flow says so itself
         return
+
+    def start() -> None:
+        try:
+            start_worker_pool(processes)
+        except Exception:  # only a head start (a stop may kill the workers first): the search
+            return  # starts the pool itself if need be
+
     if processes > 1:
-        threading.Thread(
-            target=start_worker_pool, args=(processes,), name="warm-up-cv-pool", daemon=True
-        ).start()
+        threading.Thread(target=start, name="warm-up-cv-pool", daemon=True).start()
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from flows.cli.stop import stoppable
+    from flows.cli.stop import stop_searches_on, stoppable
     from flows.runtime import TrainParameters, check_before_start
 
     params = TrainParameters(
@@ -272,6 +277,7 @@ def command_train(args: argparse.Namespace) -> int:
         from flows.deployments import check_dask_address
 
         check_dask_address(args.dask_address)
+    stop_searches_on(args.dask_address)
     with stoppable():
         return train_in_prefect(args, params, config)
 

@@ -1,12 +1,22 @@
 """Where the CV fits run: joblib's local process pool (started early), or an existing Dask
-cluster (where a task runs, and joblib's backend for the CV there)."""
+cluster: where a task runs, joblib's backend for the CV there, and how a stopped run ends its
+searches there.
+
+A Python thread cannot be stopped from outside, so a family search running on a Dask worker would
+keep fitting after the `tabpipe train` that started it is gone. Stopping is cooperative instead:
+the stopping process sets a `distributed.Event` named for its flow run (`request_stop`), and the
+search asks `ClusterStop.requested()` before each batch of candidates and each CV fit, then raises
+`SearchStopped`; joblib submits no further CV fits once one has raised."""
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import import_module
 
 import joblib
@@ -15,10 +25,10 @@ from threadpoolctl import threadpool_limits
 
 def dask_worker_address() -> str | None:
     """The address of the Dask worker running this code, or None outside a Dask worker."""
-    try:
-        from distributed import get_worker
-    except ImportError:
+    if "distributed" not in sys.modules:  # a Dask worker has imported it: nothing to import here
         return None
+    from distributed import get_worker
+
     try:
         return str(get_worker().address)
     except ValueError:  # not inside a Dask worker
@@ -66,3 +76,70 @@ def cv_parallelism(local_jobs: int, threads: int = 1) -> Iterator[int]:
         return
     with joblib.parallel_config(backend="dask"):
         yield -1  # the Dask backend sizes itself to the cluster's threads
+
+
+STOP_EVENT_PREFIX = "tabpipe-stop-"
+# How stale a worker's answer may be: a scheduler round trip at most this often per process.
+STOP_CHECK_SECONDS = 0.5
+# The last answer per stop event in this process (when asked, was it set), shared by its threads.
+_STOP_ANSWERS: dict[str, tuple[float, bool]] = {}
+
+
+class SearchStopped(Exception):
+    """The run that started this search has stopped (a signal, or cancelled in the Prefect UI)."""
+
+
+def stop_event_name(flow_run_id: str) -> str:
+    """The name of the `distributed.Event` that stops the searches of one flow run."""
+    return f"{STOP_EVENT_PREFIX}{flow_run_id}"
+
+
+@dataclass(frozen=True)
+class ClusterStop:
+    """One run's stop request, read on a Dask worker; picklable, so it travels with the CV fits."""
+
+    name: str
+
+    def requested(self) -> bool:
+        """Has the run asked its searches to stop? Once set, the answer stays yes."""
+        checked_at, was_set = _STOP_ANSWERS.get(self.name, (-STOP_CHECK_SECONDS, False))
+        now = time.monotonic()
+        if was_set or now - checked_at < STOP_CHECK_SECONDS:
+            return was_set
+        _STOP_ANSWERS[self.name] = (now, False)  # the other threads take this answer meanwhile
+        answer = event_is_set(self.name)
+        _STOP_ANSWERS[self.name] = (now, answer)
+        return answer
+
+    def check(self) -> None:
+        """Raise SearchStopped if the run has asked its searches to stop."""
+        if self.requested():
+            raise SearchStopped(f"the run stopped ({self.name})")
+
+
+def event_is_set(name: str) -> bool:
+    """Is the cluster's event set? No when it cannot be asked: a search never fails for this."""
+    from distributed import Event
+
+    try:
+        return bool(Event(name).is_set())
+    except (OSError, RuntimeError, TimeoutError, ValueError):
+        return False
+
+
+def cluster_stop(flow_run_id: str | None) -> ClusterStop | None:
+    """The stop check of a flow run's search on a Dask worker; None elsewhere (a local search is
+    stopped with its process: nothing to check, nothing imported)."""
+    if flow_run_id is None or dask_worker_address() is None:
+        return None
+    return ClusterStop(stop_event_name(flow_run_id))
+
+
+def request_stop(address: str, flow_run_ids: list[str], *, timeout: float) -> None:
+    """Set the stop event of each flow run on the cluster at address (the client side). Raises
+    OSError or TimeoutError when the scheduler does not answer within timeout."""
+    from distributed import Client, Event
+
+    with Client(address, timeout=timeout, set_as_default=False) as client:
+        for flow_run_id in flow_run_ids:
+            Event(stop_event_name(flow_run_id), client=client).set()

@@ -30,6 +30,7 @@ from sklearn.base import clone
 
 from tasks.model_selection.audit import INPUT_AUDIT, FitAudit
 from tasks.model_selection.budget import REFIT_MARGIN, SearchBudget
+from tasks.model_selection.parallel import ClusterStop
 
 PASSTHROUGH = ("passthrough", None)
 
@@ -285,9 +286,18 @@ class PreparedSearchResult:
 
 
 def fit_and_score(
-    rest: Pipeline, fold: PreparedFold, y: pd.Series, scorer: Any, candidate: int
+    rest: Pipeline,
+    *,
+    fold: PreparedFold,
+    y: pd.Series,
+    scorer: Any,
+    candidate: int,
+    stop: ClusterStop | None = None,
 ) -> CandidateScore:
-    """Fit the candidate's rest on the fold's prepared training rows; score its validation rows."""
+    """Fit the candidate's rest on the fold's prepared training rows; score its validation rows.
+    A stopped run's fit raises SearchStopped instead, and joblib submits no further fits."""
+    if stop is not None:
+        stop.check()
     started = time.perf_counter()
     try:
         fitted = clone(rest).fit(take_rows(fold.data, fold.train), y.iloc[fold.train])
@@ -322,11 +332,13 @@ def search_prepared(
     n_jobs: int,
     store: FoldPreparations,
     budget: SearchBudget | None = None,
+    stop: ClusterStop | None = None,
 ) -> PreparedSearchResult:
     """Cross-validate candidates on folds prepared once. Without a budget every candidate and
     fold goes to one parallel batch (fold by fold when the prepared folds would not fit in the
     store together); with one, candidates run in batches of `n_jobs` and a batch starts only if
-    it fits in what is left (see tasks/model_selection/budget.py)."""
+    it fits in what is left (see tasks/model_selection/budget.py). With `stop` (on a Dask
+    worker), a stopped run raises SearchStopped before the next preparation or fit starts."""
     cut = [candidate_preparation(pipeline, params) for params in candidates]
     n_folds = len(splits)
     scores = np.full((len(candidates), n_folds), np.nan)
@@ -342,6 +354,8 @@ def search_prepared(
         refit_seconds = slowest_fold_fit * REFIT_MARGIN
         if budget is not None and not budget.allows(last_batch_wall, refit_seconds):
             break
+        if stop is not None:
+            stop.check()
         started = time.perf_counter()
         keys = {i: preparation_key(cut[i][0]) for i in batch}
         distinct = {keys[i]: cut[i][0] for i in batch}
@@ -353,13 +367,22 @@ def search_prepared(
         else:
             fold_groups = [[k] for k in range(n_folds)]
         for group in fold_groups:
+            if stop is not None:
+                stop.check()
             prepared = {
                 (key, fold.fold): fold
                 for key, prep in distinct.items()
                 for fold in store.prepared_folds(prep, X, y, splits, group)
             }
             outcomes = joblib.Parallel(n_jobs=n_jobs)(
-                joblib.delayed(fit_and_score)(cut[i][1], prepared[(keys[i], k)], y, scorer, i)
+                joblib.delayed(fit_and_score)(
+                    cut[i][1],
+                    fold=prepared[(keys[i], k)],
+                    y=y,
+                    scorer=scorer,
+                    candidate=i,
+                    stop=stop,
+                )
                 for i in batch
                 for k in group
             )

@@ -27,6 +27,7 @@ from sklearn.model_selection import (
 from tasks.data.profile import DataProfile
 from tasks.errors import AllFamiliesFailed, ConfigError
 from tasks.model_selection.budget import SearchBudget
+from tasks.model_selection.parallel import ClusterStop
 from tasks.model_selection.pipeline import rebalancing_name
 from tasks.model_selection.prepared import (
     FoldPreparations,
@@ -222,12 +223,14 @@ def search_family(
     preparations: FoldPreparations | None = None,
     budget: SearchBudget | None = None,
     reuse_preparation: bool = True,
+    stop: ClusterStop | None = None,
 ) -> FamilyResult:
     """Cross-validate a family's grid on training rows only; a family that fails is recorded.
 
     Grid and random searches prepare each fold once (tasks/model_selection/prepared.py), shared
     through `preparations` with the other families; successive halving fits each candidate's
-    whole pipeline (its rounds fit on different subsets of rows)."""
+    whole pipeline (its rounds fit on different subsets of rows). On a Dask worker, `stop`
+    ends a stopped run's grid or random search with SearchStopped (a halving search runs on)."""
     strategy = resolve_strategy(strategy, len(y_train), len(ParameterGrid(grid)), budget)
     if strategy == "halving" or not reuse_preparation:
         return search_whole_pipelines(
@@ -244,6 +247,7 @@ def search_family(
         n_jobs=n_jobs,
         store=preparations or FoldPreparations(n_jobs, store_budget(X_train)),
         budget=budget,
+        stop=stop,
     )
 
 
@@ -280,6 +284,7 @@ def search_prepared_folds(
     n_jobs: int,
     store: FoldPreparations,
     budget: SearchBudget | None,
+    stop: ClusterStop | None = None,
 ) -> FamilyResult:
     """Candidates scored on folds prepared once, then the best refit on all training rows."""
     started = time.perf_counter()
@@ -296,6 +301,7 @@ def search_prepared_folds(
             n_jobs=n_jobs,
             store=store,
             budget=budget,
+            stop=stop,
         )
     notes = budget_notes(outcome.skipped, len(candidates), budget)
     records = [store.records[key] for key in outcome.preparations]

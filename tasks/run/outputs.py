@@ -202,6 +202,7 @@ class RunWriter:
     def begin(cls, config: RunConfig, *, flow_run_id: str | None) -> RunWriter:
         """The staging directory with manifest.json ("running") and the resolved config.yaml.
         A runs directory that cannot be written is one sentence naming it (nothing is left)."""
+        versions = package_versions()  # before the directory exists: no window without a writer
         try:
             run = start_run(config.runs_dir, config.dataset_name)
         except OSError as error:
@@ -211,20 +212,21 @@ class RunWriter:
             "run_id": run.run_id,
             "config": config.model_dump(mode="json", by_alias=True),
             "seed": config.seed,
-            "package_versions": package_versions(),
+            "package_versions": versions,
             "flow_run_id": flow_run_id,
             "started_at": utc_now(),
         }
+        writer = cls(run, manifest)
+        cls.open_writers.append(writer)  # from now on a stop signal fails the run, in place
         try:
             write_json(run.path("manifest.json"), manifest)
             # The resolved config, so `tabpipe replay RUN_DIR` (or a person) can re-run exactly
             # this.
             run.path("config.yaml").write_text(yaml.safe_dump(manifest["config"], sort_keys=False))
         except OSError as error:
+            writer.closed()
             shutil.rmtree(run.staging, ignore_errors=True)  # a run that never started
             raise storage_error(error.filename or run.staging, error) from error
-        writer = cls(run, manifest)
-        cls.open_writers.append(writer)
         return writer
 
     @classmethod

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 import yaml
 
@@ -16,6 +20,7 @@ from flows.deployments import check_dask_address, train_flow
 from tasks.errors import ConfigError
 from tasks.model_selection.parallel import cv_parallelism, dask_worker_address
 from tests.conftest import PROJECT_ROOT, free_port, make_frame, stop_process
+from tests.e2e.test_stop import still_running
 
 SCHEDULER = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
 WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
@@ -133,3 +138,110 @@ def test_outside_a_dask_worker_the_cv_runs_locally_with_openmp_capped_in_its_thr
     assert dask_worker_address() is None
     with ThreadPoolExecutor(1) as pool:  # a task runner's thread, as in the flow
         assert pool.submit(jobs_and_openmp_threads).result() == (2, 1)
+
+
+# The stop deadline of issue 12, and how soon after the signal the workers must be idle: far
+# sooner than the search below (32 candidates x 5 folds; over a minute on two single-thread
+# workers). Small forests: a forest already being fitted when the stop comes is finished first.
+STOP_SECONDS = 10
+IDLE_SECONDS = 15
+START_SECONDS = 240
+FOREST_GRID = (
+    "{n_estimators: [50], max_depth: [null, 4, 6, 8, 10, 12, 14, 16], "
+    "min_samples_leaf: [1, 3, 5, 10]}"
+)
+
+
+def start_training_on(address: str, tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`tabpipe train --dask-address` in its own process group, like a command in a terminal."""
+    data = tmp_path / "forest.csv"
+    make_frame(n_rows=9_000, seed=3).to_csv(data, index=False)
+    settings = [
+        f"runs_dir={tmp_path / 'runs'}",
+        "models=[random_forest]",
+        f"grids={{random_forest: {FOREST_GRID}}}",
+    ]
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli.main",
+            "train",
+            "--data",
+            str(data),
+            "--target",
+            "label",
+            "--dask-address",
+            address,
+            *(argument for setting in settings for argument in ("--set", setting)),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_cv_fits(client: Any, process: subprocess.Popen[str]) -> None:
+    """Until the family task on a worker has its CV fits running on the cluster."""
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        keys = [str(key) for keys in client.processing().values() for key in keys]
+        if any(key.startswith("batch_of_fit_and_score") for key in keys):
+            return
+        time.sleep(0.5)
+    stop_process(process)  # type: ignore[arg-type]
+    pytest.fail("the family search never started its CV fits on the cluster")
+
+
+def cluster_work(client: Any) -> dict[str, int]:
+    """What the scheduler has in processing plus what each worker's threads run (seceded tasks,
+    a search waiting on its CV fits, too), by worker."""
+    processing = {worker: len(keys) for worker, keys in client.processing().items()}
+    running = client.run(  # a lambda travels by value: the workers cannot import this module
+        lambda dask_worker: dask_worker.state.executing_count + len(dask_worker.state.long_running)
+    )
+    return {worker: processing.get(worker, 0) + running.get(worker, 0) for worker in running}
+
+
+def wait_until_idle(client: Any, seconds: float) -> dict[str, int]:
+    deadline = time.monotonic() + seconds
+    work = cluster_work(client)
+    while any(work.values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        work = cluster_work(client)
+    return work
+
+
+@pytest.mark.e2e
+def test_ctrl_c_stops_the_run_and_its_searches_on_the_dask_workers(
+    dask_cluster: str, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    from distributed import Client
+
+    process = start_training_on(dask_cluster, tmp_path, cli_env)
+    with Client(dask_cluster, timeout=30) as client:
+        wait_for_cv_fits(client, process)
+        descendants = psutil.Process(process.pid).children(recursive=True)
+        os.killpg(process.pid, signal.SIGINT)
+        signalled = time.monotonic()
+        try:
+            _, stderr = process.communicate(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            stop_process(process)  # type: ignore[arg-type]
+            pytest.fail(f"SIGINT did not stop the run within {STOP_SECONDS} s")
+        work_left = wait_until_idle(client, IDLE_SECONDS - (time.monotonic() - signalled))
+
+    assert process.returncode == 130
+    assert work_left == dict.fromkeys(work_left, 0)  # both workers idle: the search ended there
+    time.sleep(0.5)  # a SIGKILLed child is gone at once; give the kernel a moment to reap
+    assert still_running(descendants) == []
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Stopped by SIGINT"), stderr
+    runs = list((tmp_path / "runs").iterdir())
+    manifest = json.loads((runs[0] / "manifest.json").read_text())
+    assert [run.name.startswith(".") for run in runs] == [False]
+    assert (manifest["status"], manifest["error"]) == ("failed", "interrupted (SIGINT)")

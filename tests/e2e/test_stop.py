@@ -53,14 +53,16 @@ def start_training(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]
     )
 
 
-def wait_for_workers(process: subprocess.Popen[str]) -> list[psutil.Process]:
-    """Wait until the search has its CV worker processes; returns every descendant then."""
+def wait_for_workers(process: subprocess.Popen[str], runs_dir: Path) -> list[psutil.Process]:
+    """Wait until the run is under way (its directory staged) with its CV worker processes up
+    (the command starts them early); returns every descendant then."""
     deadline = time.monotonic() + START_SECONDS
     parent = psutil.Process(process.pid)
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
         children = parent.children(recursive=True)
-        if any("loky" in " ".join(child.cmdline()) for child in safe(children)):
+        workers = any("loky" in " ".join(child.cmdline()) for child in safe(children))
+        if workers and list(runs_dir.glob("*/manifest.json")):
             return children
         time.sleep(0.5)
     stop_process(process)  # type: ignore[arg-type]
@@ -105,7 +107,7 @@ def test_a_signal_stops_the_run_and_everything_it_started(
     exit_code: int,
 ) -> None:
     process = start_training(tmp_path, cli_env)
-    descendants = wait_for_workers(process)
+    descendants = wait_for_workers(process, tmp_path / "runs")
     if to_group:
         os.killpg(process.pid, signal_number)
     else:
