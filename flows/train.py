@@ -31,6 +31,7 @@ from tasks.evaluation.diagnostics import RunEvidence
 from tasks.evaluation.drift import drift_table, reference_sample
 from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
 from tasks.model_selection.encoding import feasible_families, plan_encoding
+from tasks.model_selection.parallel import POOL_MIN_ROWS, uses_pool
 from tasks.model_selection.pipeline import candidate_count, choose_families, family_registry
 from tasks.model_selection.prepared import FoldPreparations, PreparationRecord, store_budget
 from tasks.model_selection.search import (
@@ -70,19 +71,6 @@ from tasks.steps import (
 )
 
 SUMMARY_PLOTS = ("confusion_matrix", "roc", "precision_recall", "predicted_vs_actual", "residuals")
-
-
-# A small search (few rows and few CV fits) runs in the task threads: starting the pool (each
-# worker imports scikit-learn and imblearn, ~3 s) costs more than it saves. Measured: 12 fits on
-# 400 rows took 8.1 s in the pool against 2.2-3.1 s in threads; 115 fits on 312 rows 14.2 s
-# against 25.9 s (threads fitting small models fight over the GIL).
-POOL_MIN_FITS = 40
-POOL_MIN_ROWS = 5_000
-
-
-def uses_pool(fits: int, n_rows: int) -> bool:
-    """Worker processes pay for any search but a small one."""
-    return fits >= POOL_MIN_FITS or n_rows >= POOL_MIN_ROWS
 
 
 def cv_fits(

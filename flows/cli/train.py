@@ -237,17 +237,10 @@ def import_training() -> None:
     import flows.train  # noqa: F401
 
 
-def warm_up_cv_pool(config: RunConfig) -> None:
-    """Start the CV worker processes, when the search will use them, while the flow starts and
-    reads the data: each worker imports scikit-learn (seconds). Called once the training modules
-    are imported (two threads importing the same modules at once can deadlock)."""
-    from flows.train import expected_worker_processes
+def start_cv_pool(processes: int) -> None:
+    """Start the CV worker processes in the background: each imports scikit-learn (seconds)
+    while this process imports Prefect and starts the flow."""
     from tasks.model_selection.parallel import start_worker_pool
-
-    try:
-        processes = expected_worker_processes(config)
-    except (OSError, ValueError):  # an unreadable file or config: the flow says so itself
-        return
 
     def start() -> None:
         try:
@@ -257,6 +250,37 @@ def warm_up_cv_pool(config: RunConfig) -> None:
 
     if processes > 1:
         threading.Thread(target=start, name="warm-up-cv-pool", daemon=True).start()
+
+
+def start_cv_pool_early(config: RunConfig) -> bool:
+    """Start the pool before the training modules are imported when the search surely uses it
+    (the default search, or a large file); True when started."""
+    from flows.runtime import available_cores
+    from tasks.model_selection.parallel import surely_uses_pool
+
+    default_search = not config.models and not config.grids
+    try:
+        surely = surely_uses_pool(default_search=default_search, data=config.data)
+    except (OSError, ValueError):  # an unreadable file: the flow says so itself
+        return False
+    processes = config.n_jobs or available_cores()
+    if surely and processes > 1:
+        start_cv_pool(processes)
+        return True
+    return False
+
+
+def warm_up_cv_pool(config: RunConfig) -> None:
+    """Start the pool once the training modules are imported when the search will use it (the
+    same rule as the search's, before the data is read). Not earlier: deciding needs the grids
+    (scikit-learn), and two threads importing the same modules at once can deadlock."""
+    from flows.train import expected_worker_processes
+
+    try:
+        processes = expected_worker_processes(config)
+    except (OSError, ValueError):  # an unreadable file or config: the flow says so itself
+        return
+    start_cv_pool(processes)
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -279,17 +303,20 @@ def command_train(args: argparse.Namespace) -> int:
         check_dask_address(args.dask_address)
     stop_searches_on(args.dask_address)
     with stoppable():
-        return train_in_prefect(args, params, config)
+        started_early = not args.dask_address and start_cv_pool_early(config)
+        return train_in_prefect(args, params, config, pool_started=started_early)
 
 
-def train_in_prefect(args: argparse.Namespace, params: TrainParameters, config: RunConfig) -> int:
+def train_in_prefect(
+    args: argparse.Namespace, params: TrainParameters, config: RunConfig, *, pool_started: bool
+) -> int:
     """The flow run, against the project's (or a temporary) Prefect server."""
     from flows.cli.console import prefect_session
     from flows.cli.stop import cancellable_from_the_ui
 
     def preload() -> None:
         import_training()
-        if not args.dask_address:  # on a cluster, the CV runs on its workers
+        if not args.dask_address and not pool_started:  # on a cluster, the CV runs there
             warm_up_cv_pool(config)
 
     with prefect_session(args.debug, preload=preload) as connection:

@@ -14,10 +14,15 @@ import pandas as pd
 from sklearn.model_selection import KFold
 
 from flows.runtime import available_cores
-from flows.train import POOL_MIN_FITS, POOL_MIN_ROWS, expected_worker_processes, worker_processes
+from flows.train import expected_worker_processes, worker_processes
 from tasks.config import build_config
 from tasks.data.header import has_rows
-from tasks.model_selection.parallel import start_worker_pool
+from tasks.model_selection.parallel import (
+    POOL_MIN_FITS,
+    POOL_MIN_ROWS,
+    start_worker_pool,
+    surely_uses_pool,
+)
 from tasks.model_selection.pipeline import candidate_count, default_families
 
 
@@ -104,3 +109,16 @@ def test_a_started_pool_is_the_one_the_search_uses() -> None:
     again = set(joblib.Parallel(n_jobs=2)(joblib.delayed(os.getpid)() for _ in range(20)))
     assert first <= again and len(again) <= 2 and os.getpid() not in again
     assert all(modules)
+
+
+def test_the_default_search_of_every_task_surely_uses_the_pool(tmp_path: Path) -> None:
+    # surely_uses_pool's promise, which lets the command start the pool before scikit-learn loads
+    smallest = build_config({"data": "d.csv", "target": "y", "split": {"cv_folds": 2}}, "t")
+    for task in ("binary", "multiclass", "regression"):
+        families = default_families(task)
+        profile = SimpleNamespace(task=task, roughly_balanced=True)
+        assert worker_processes(smallest, profile, families, KFold(2), 50) == available_cores()
+    small = tmp_path / "small.csv"
+    small.write_text("x,y\n" + "1,0\n" * 50)
+    assert surely_uses_pool(default_search=True, data=small)
+    assert not surely_uses_pool(default_search=False, data=small)
