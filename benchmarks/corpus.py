@@ -127,6 +127,7 @@ def run_table(path: Path, target: str, env: dict[str, str], work: Path) -> Table
         "scores": tabpipe_scores(metrics, run),
         "positive_label": metrics.get("positive_label"),
         "skipped_families": manifest.get("encoding", {}).get("skipped_families", {}),
+        "stage_seconds": manifest.get("stage_seconds", {}),
     }
     result.roles = {
         name: role["role"] + (f" ({role['encoding']})" if role.get("encoding") == "target" else "")
@@ -231,6 +232,7 @@ def markdown(results: list[TableResult], command: str) -> str:
             f"| {r.tabpipe.get('best_family', '')} / {r.peer.get('best_family', '')} "
             f"| {verdict(r)} |"
         )
+    lines += time_breakdown(results)
     lines += ["", "## Column roles tabpipe chose", ""]
     for r in results:
         plain = {"numeric", "categorical", "boolean"}
@@ -249,6 +251,36 @@ def markdown(results: list[TableResult], command: str) -> str:
         if r.error:
             lines.append(f"  - error: {r.error}")
     return "\n".join(lines) + "\n"
+
+
+def time_breakdown(results: list[TableResult]) -> list[str]:
+    """Where tabpipe's wall time went (its manifest's stage clock), beside the peer's."""
+    lines = [
+        "",
+        "## Where tabpipe's time went",
+        "",
+        "Seconds. *Start and finish*: the command's imports, the flow run's creation, the UI",
+        "artifacts and the exit (wall minus the stages). *Trust work*: evaluate (test intervals,",
+        "leakage audit, permutation importance), diagnostics and write (report, plots, model, drift",
+        "reference).",
+        "",
+        "| table | tabpipe wall | start and finish | data (load, validate, profile, split) | search "
+        "| trust work | peer wall |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        stages = r.tabpipe.get("stage_seconds") if not r.error else None
+        if not stages:
+            continue
+        data = sum(stages.get(k, 0.0) for k in ("load", "validate", "profile_and_split"))
+        trust = sum(stages.get(k, 0.0) for k in ("evaluate", "diagnostics", "write"))
+        search = stages.get("search", 0.0)
+        outside = r.tabpipe_wall - data - search - trust
+        lines.append(
+            f"| {r.name} | {r.tabpipe_wall:.0f} | {outside:.1f} | {data:.1f} | {search:.1f} "
+            f"| {trust:.1f} | {r.peer_wall:.0f} |"
+        )
+    return lines
 
 
 def tables(corpus: Path) -> list[tuple[Path, str]]:
