@@ -261,11 +261,11 @@ def time_breakdown(results: list[TableResult]) -> list[str]:
         "",
         "Seconds. *Start and finish*: the command's imports, the flow run's creation, the UI",
         "artifacts and the exit (wall minus the stages). *Trust work*: evaluate (test intervals,",
-        "leakage audit, permutation importance), diagnostics and write (report, plots, model, drift",
-        "reference).",
+        "leakage audit, permutation importance), diagnostics and write (report, plots, model,",
+        "drift reference).",
         "",
-        "| table | tabpipe wall | start and finish | data (load, validate, profile, split) | search "
-        "| trust work | peer wall |",
+        "| table | tabpipe wall | start and finish | data (load, validate, profile, split) "
+        "| search | trust work | peer wall |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
