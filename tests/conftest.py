@@ -32,6 +32,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def start_training_in_own_group(arguments: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """`tabpipe train ARGUMENTS` in a session of its own (its own process group, like a command
+    in a terminal, so a test can signal the group), output piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli.main", "train", *arguments],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def stop_process(process: subprocess.Popen[bytes], grace_seconds: float = 20) -> int:
     """SIGTERM to the process the test started (its own PID), SIGKILL if it does not go."""
     if process.poll() is None:

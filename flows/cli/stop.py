@@ -27,6 +27,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -157,6 +158,7 @@ def hard_stop(signal_number: int) -> None:
     if already:  # another thread is stopping the process: wait for its exit, print nothing
         while True:
             time.sleep(1.0)
+    quiet_the_terminal()
     from tasks.run.outputs import RunWriter
 
     stop_cluster_searches()  # before the runs close: their manifests name the flow runs
@@ -195,12 +197,19 @@ def watch_signals(reader: socket.socket) -> None:
             return
 
 
+def quiet_the_terminal() -> None:
+    """One line on the terminal once a stop began: what the run prints while it unwinds (Prefect's
+    logs of crashed states and queued events, loky's warnings about the workers it loses, a
+    thread's exception) is not for the person who pressed Ctrl-C."""
+    logging.disable(logging.CRITICAL)
+    warnings.simplefilter("ignore")
+    threading.excepthook = lambda args: None
+
+
 def stop_after_grace(signal_number: int) -> None:
     if STATE.signal_number is None:
         STATE.signal_number = signal_number
-    # One line on the terminal: what Prefect logs while the run unwinds (crashed states, events
-    # still queued) is not for the person who pressed Ctrl-C.
-    logging.disable(logging.CRITICAL)
+    quiet_the_terminal()
     stop_cluster_searches()  # now, not after the grace: the workers stop while this unwinds
     time.sleep(GRACE_SECONDS)
     hard_stop(STATE.signal_number or signal_number)
@@ -213,7 +222,7 @@ def take_ctrl_c(done: threading.Event) -> None:
     signal.sigwait({signal.SIGINT})
     if done.is_set():
         return
-    logging.disable(logging.CRITICAL)  # before the main thread unwinds (see stop_after_grace)
+    quiet_the_terminal()  # before the main thread unwinds
     _thread.interrupt_main(signal.SIGINT)  # runs raise_interrupted in the main thread
     stop_after_grace(signal.SIGINT)
 

@@ -10,6 +10,8 @@ search asks `ClusterStop.requested()` before each batch of candidates and each C
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -62,9 +64,38 @@ def surely_uses_pool(*, default_search: bool, data: Path) -> bool:
 WORKER_MODULES = ("tasks.model_selection.prepared", "tasks.model_selection.pipeline")
 
 
+# How often a local CV worker checks that the process that started it is still there.
+PARENT_POLL_SECONDS = 1.0
+_watching_parent = threading.Event()
+
+
 def import_worker_modules() -> None:
+    stop_with_the_parent()
     for name in WORKER_MODULES:
         import_module(name)
+
+
+def stop_with_the_parent() -> None:
+    """In a local CV worker (loky's), exit once the process that started it is gone. Killed with
+    SIGKILL (by the OOM killer, say), that process cannot end its workers, and they would wait
+    on their queue for ever. Started once per worker; does nothing in any other process (the
+    main one, a Dask worker)."""
+    if _watching_parent.is_set() or not is_local_cv_worker():
+        return
+    _watching_parent.set()
+    threading.Thread(
+        target=exit_when_orphaned, args=(os.getppid(),), name="stop-with-the-parent", daemon=True
+    ).start()
+
+
+def is_local_cv_worker() -> bool:
+    return multiprocessing.current_process().name.startswith("LokyProcess")
+
+
+def exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:  # re-parented (to init or a subreaper) once the parent dies
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
 
 
 def start_worker_pool(n_jobs: int) -> None:

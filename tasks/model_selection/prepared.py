@@ -30,7 +30,7 @@ from sklearn.base import clone
 
 from tasks.model_selection.audit import INPUT_AUDIT, FitAudit
 from tasks.model_selection.budget import REFIT_MARGIN, SearchBudget
-from tasks.model_selection.parallel import ClusterStop
+from tasks.model_selection.parallel import ClusterStop, stop_with_the_parent
 
 PASSTHROUGH = ("passthrough", None)
 
@@ -104,6 +104,7 @@ def fit_preparation(
     preparation: Pipeline, X: pd.DataFrame, y: pd.Series, train: np.ndarray
 ) -> tuple[Pipeline, Any, float]:
     """Fit on the fold's training rows only; transform every training row with the result."""
+    stop_with_the_parent()
     started = time.perf_counter()
     fitted = clone(preparation).fit(X.iloc[train], y.iloc[train])
     seconds = time.perf_counter() - started
@@ -296,6 +297,7 @@ def fit_and_score(
 ) -> CandidateScore:
     """Fit the candidate's rest on the fold's prepared training rows; score its validation rows.
     A stopped run's fit raises SearchStopped instead, and joblib submits no further fits."""
+    stop_with_the_parent()
     if stop is not None:
         stop.check()
     started = time.perf_counter()

@@ -19,7 +19,13 @@ import yaml
 from flows.deployments import check_dask_address, train_flow
 from tasks.errors import ConfigError
 from tasks.model_selection.parallel import cv_parallelism, dask_worker_address
-from tests.conftest import PROJECT_ROOT, free_port, make_frame, stop_process
+from tests.conftest import (
+    PROJECT_ROOT,
+    free_port,
+    make_frame,
+    start_training_in_own_group,
+    stop_process,
+)
 from tests.e2e.test_stop import still_running
 
 SCHEDULER = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
@@ -161,12 +167,8 @@ def start_training_on(address: str, tmp_path: Path, env: dict[str, str]) -> subp
         "models=[random_forest]",
         f"grids={{random_forest: {FOREST_GRID}}}",
     ]
-    return subprocess.Popen(
+    return start_training_in_own_group(
         [
-            sys.executable,
-            "-m",
-            "flows.cli.main",
-            "train",
             "--data",
             str(data),
             "--target",
@@ -175,12 +177,7 @@ def start_training_on(address: str, tmp_path: Path, env: dict[str, str]) -> subp
             address,
             *(argument for setting in settings for argument in ("--set", setting)),
         ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+        env,
     )
 
 

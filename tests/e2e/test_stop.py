@@ -9,14 +9,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.conftest import PROJECT_ROOT, make_frame, stop_process
+from tests.conftest import make_frame, start_training_in_own_group, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -29,12 +28,8 @@ START_SECONDS = 240
 def start_training(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     data = tmp_path / "big.csv"
     make_frame(n_rows=ROWS, seed=3).to_csv(data, index=False)
-    return subprocess.Popen(
+    return start_training_in_own_group(
         [
-            sys.executable,
-            "-m",
-            "flows.cli.main",
-            "train",
             "--data",
             str(data),
             "--target",
@@ -44,12 +39,7 @@ def start_training(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]
             "--set",
             "models=[random_forest, hist_gradient_boosting, logistic_regression]",
         ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, like a command in a terminal
+        env,
     )
 
 
@@ -129,3 +119,24 @@ def test_a_signal_stops_the_run_and_everything_it_started(
     manifest = json.loads((runs[0] / "manifest.json").read_text())
     assert manifest["status"] == "failed"
     assert manifest["error"] == f"interrupted ({signal_number.name})"
+
+
+# The temporary Prefect server polls its parent every second and shuts uvicorn down; a CV worker
+# polls every second; resource trackers end when the last process holding their pipe is gone.
+ORPHANS_GONE_SECONDS = 25
+
+
+def test_sigkill_of_the_process_alone_leaves_nothing_behind(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    # What the OOM killer does: SIGKILL to the tabpipe process only, no clean-up of its own.
+    process = start_training(tmp_path, cli_env)
+    descendants = wait_for_workers(process, tmp_path / "runs")
+    assert len(descendants) >= 4  # CV workers, their resource tracker, the temporary server
+    process.kill()
+    process.wait(timeout=STOP_SECONDS)  # not communicate(): orphans would hold its pipes open
+    deadline = time.monotonic() + ORPHANS_GONE_SECONDS
+    while still_running(descendants) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert still_running(descendants) == []
+    process.communicate(timeout=STOP_SECONDS)
