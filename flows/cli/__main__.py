@@ -1,7 +1,5 @@
 """`python -m flows.cli`: the `tabpipe` command."""
 
-import sys
+from flows.cli.main import run
 
-from flows.cli.main import main
-
-sys.exit(main())
+run()

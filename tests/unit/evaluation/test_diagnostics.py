@@ -278,3 +278,16 @@ def test_a_grouped_regression_is_compared_with_the_mean_on_resampled_groups() ->
     assert record["severity"] == "info" and record["evidence"]["resampled"] == "groups"
     assert record["evidence"]["model"] > record["evidence"]["baseline"]  # errors are negated
     assert record["evidence"]["resamples"] == 200 and record["evidence"]["ci_low"] > 0
+
+
+def test_column_roc_auc_equals_roc_auc_score_with_ties() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from tasks.evaluation.diagnostics import column_roc_auc
+
+    rng = np.random.default_rng(0)
+    positive = rng.random(400) < 0.2
+    scores = np.round(rng.normal(size=(400, 5)) + positive[:, None] * np.arange(5) * 0.4, 1)
+    expected = [roc_auc_score(positive, scores[:, i]) for i in range(5)]
+    np.testing.assert_allclose(column_roc_auc(positive, scores), expected, atol=1e-12)
+    assert np.isnan(column_roc_auc(np.zeros(3, dtype=bool), np.ones((3, 2)))).all()
