@@ -10,7 +10,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 from threadpoolctl import threadpool_limits
 
-from flows.runtime import available_cores, current_flow_run_id, data_facts, generate_run_name
+from flows.runtime import (
+    available_cores,
+    current_flow_run_id,
+    data_facts,
+    generate_run_name,
+    untagged_task_runs,
+)
 from tasks.checks import load_config
 from tasks.config import RunConfig
 from tasks.run.artifacts import (
@@ -74,7 +80,7 @@ def segment(params: SegmentParameters | None = None) -> str:
     config = resolve_segment_config(params or SegmentParameters())
     writer = RunWriter.begin(config, flow_run_id=current_flow_run_id())
     clock = StageClock()
-    with writer.failed_on_error():
+    with writer.failed_on_error(), untagged_task_runs():
         table = load_data(config.data)
         writer.manifest["data"] = data_facts(table)
         schema = choose_schema(config, table)

@@ -21,6 +21,7 @@ from flows.runtime import (
     parallel_plan,
     resolve_config,
     stop_at_once_on_sigterm,
+    untagged_task_runs,
 )
 from tasks.config import RunConfig
 from tasks.data.header import has_rows
@@ -198,7 +199,11 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
     config = resolved or resolve_config(params or TrainParameters())
     writer = RunWriter.begin(config, flow_run_id=current_flow_run_id())
     clock = StageClock()
-    with stop_at_once_on_sigterm(writer.interrupted), writer.failed_on_error():
+    with (
+        stop_at_once_on_sigterm(writer.interrupted),
+        writer.failed_on_error(),
+        untagged_task_runs(),
+    ):
         report_stage("load")
         table = load_data(config.data)
         writer.manifest["data"] = data_facts(table)

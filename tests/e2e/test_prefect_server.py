@@ -315,6 +315,8 @@ def test_served_run_is_named_tagged_and_has_a_task_per_family(
             json={"flow_runs": {"id": {"any_": [tiny_run.flow_run["id"]]}}},
         ).json()
     assert "search-logistic_regression" in {task_run["name"] for task_run in task_runs}
+    # Tags stay on the flow run: a tagged task run waits for the server's concurrency slots.
+    assert [task_run["tags"] for task_run in task_runs] == [[]] * len(task_runs)
 
 
 def test_deployments_have_a_prefilled_form_and_their_configs_schedule(
