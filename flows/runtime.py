@@ -295,6 +295,18 @@ def check_listen_address(host: str, port: int) -> None:
         ) from error
 
 
+def return_freed_memory() -> None:
+    """Hand the memory a stage freed back to the system: glibc keeps the freed blocks of every
+    thread's arena for reuse, and the search's threads leave about 75 MB of them at 100,000
+    rows that the rest of the run never reuses. Elsewhere than glibc, nothing to do."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        return
+
+
 @contextmanager
 def untagged_task_runs() -> Iterator[None]:
     """The flow's task runs without its tags (they stay on the flow run, where the Runs page

@@ -20,6 +20,7 @@ from flows.runtime import (
     generate_run_name,
     parallel_plan,
     resolve_config,
+    return_freed_memory,
     stop_at_once_on_sigterm,
     untagged_task_runs,
 )
@@ -240,6 +241,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             results += ensemble_of(results, split, profile, config, selection.metric, folds)
         best = select_best(results)
         clock.lap("search")
+        return_freed_memory()
         report_stage("evaluate")
         model, threshold = finalise_model(best, split, profile, config, folds)
         predictions, test_metrics = evaluate_model(model, split, profile, threshold, config.seed)

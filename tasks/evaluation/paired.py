@@ -10,14 +10,15 @@ equals scikit-learn's on the resampled rows (tests/unit/evaluation/test_paired.p
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-# Rows x resamples held in memory at once (float32): about 40 MB per array.
-BLOCK_CELLS = 10_000_000
+# Rows x resamples scored at once: 8 MB per float32 array; the ranking scores hold about
+# fifteen such arrays (float64 among them) at a time, so a block costs about 200 MB at its peak.
+BLOCK_CELLS = 2_000_000
 RANKING_METRICS = ("roc_auc", "average_precision")
 LABEL_METRICS = ("accuracy", "balanced_accuracy", "f1", "f1_macro", "f1_micro")
 # scikit-learn's scorer names of the regression metrics (errors negated: higher is better).
@@ -34,20 +35,19 @@ ScoreFunction = Callable[[np.ndarray], np.ndarray]
 
 def bootstrap_weight_blocks(
     n_rows: int, n_boot: int, seed: int, groups: np.ndarray | None = None
-) -> list[np.ndarray]:
-    """Resample counts per row, (resamples, rows), in blocks that fit in memory; seeded.
-    float32 holds the counts exactly (they never exceed n_rows) at half the memory.
-    With groups (split.groups), whole groups are drawn: a row counts as often as its group."""
+) -> Iterator[np.ndarray]:
+    """Resample counts per row, (resamples, rows), block by block as they are scored; seeded
+    (the draws do not depend on the block size). float32 holds the counts exactly (they never
+    exceed n_rows) at half the memory. With groups (split.groups), whole groups are drawn: a
+    row counts as often as its group."""
     rng = np.random.default_rng(seed)
     codes = None if groups is None else pd.factorize(groups)[0]
     n_units = n_rows if codes is None else int(codes.max()) + 1
     per_block = max(1, BLOCK_CELLS // max(n_rows, 1))
-    blocks = []
     for start in range(0, n_boot, per_block):
         drawn = rng.integers(0, n_units, size=(min(per_block, n_boot - start), n_units))
         counts = np.stack([np.bincount(row, minlength=n_units) for row in drawn])
-        blocks.append((counts if codes is None else counts[:, codes]).astype(np.float32))
-    return blocks
+        yield (counts if codes is None else counts[:, codes]).astype(np.float32)
 
 
 def weighted_ranking_scores(
