@@ -36,12 +36,7 @@ from tasks.model_selection.encoding import feasible_families, plan_encoding
 from tasks.model_selection.parallel import POOL_MIN_ROWS, uses_pool
 from tasks.model_selection.pipeline import candidate_count, choose_families, family_registry
 from tasks.model_selection.prepared import FoldPreparations, PreparationRecord, store_budget
-from tasks.model_selection.search import (
-    FamilyResult,
-    build_scorer,
-    choose_selection_metric,
-    select_best,
-)
+from tasks.model_selection.search import FamilyResult, build_scorer, choose_selection_metric
 from tasks.run.artifacts import (
     SearchProgress,
     publish_drift,
@@ -66,6 +61,7 @@ from tasks.steps import (
     load_data,
     measure_drift,
     profile_data,
+    refit_winner,
     search_ensemble_of_families,
     search_model_family,
     split_data,
@@ -239,13 +235,20 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         results = search_all_families(families, split, profile, config, selection.metric, folds)
         if config.search.ensemble:
             results += ensemble_of(results, split, profile, config, selection.metric, folds)
-        best = select_best(results)
+        best = refit_winner(results, split)
         clock.lap("search")
         return_freed_memory()
         report_stage("evaluate")
         model, threshold = finalise_model(best, split, profile, config, folds)
         predictions, test_metrics = evaluate_model(model, split, profile, threshold, config.seed)
-        audit = audit_run(model, split, folds, threshold is not None, shared_preparations(results))
+        audit = audit_run(
+            model,
+            split,
+            folds,
+            threshold is not None,
+            shared_preparations(results),
+            worker_processes(config, profile, families, folds, len(split.y_train)),
+        )
         explanations = explain_model(
             model,
             split,

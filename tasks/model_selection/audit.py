@@ -16,6 +16,10 @@ import pandas as pd
 from imblearn.pipeline import Pipeline
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.model_selection import BaseCrossValidator
+from sklearn.utils.parallel import Parallel, delayed
+
+from tasks.data.split import fast_labels
+from tasks.model_selection.parallel import stop_with_the_parent
 
 INPUT_AUDIT = "audit_input"
 RESAMPLED_AUDIT = "audit_resampled"
@@ -116,16 +120,31 @@ def fold_record(
     }
 
 
+def fit_fold_data_steps(data_steps: Pipeline, X: pd.DataFrame, y: Any) -> Pipeline:
+    stop_with_the_parent()
+    return clone(data_steps).fit(X, y)
+
+
 def fit_data_steps(
-    final_model: Pipeline, X_train: pd.DataFrame, y_train: pd.Series, folds: BaseCrossValidator
+    final_model: Pipeline,
+    X_train: pd.DataFrame,
+    y_train: pd.Series,
+    folds: BaseCrossValidator,
+    n_jobs: int = 1,
 ) -> list[tuple[Pipeline, np.ndarray, np.ndarray]]:
     """Each fold's data-learning steps (imputer, sampler, encoder and scaler) fitted on the same
-    folds the search used. The model step is not re-fitted: within a fit it learns from exactly the
-    sampler's output, which the second audit step records (and the final refit shows directly)."""
-    data_steps = final_model[:-1]
+    folds the search used, the folds side by side in n_jobs processes (the search's pool). The
+    model step is not re-fitted: within a fit it learns from exactly the sampler's output, which
+    the second audit step records (and the final refit shows directly)."""
+    splits = list(folds.split(X_train, y_train))
+    labels = fast_labels(y_train)
+    fitted = Parallel(n_jobs=n_jobs)(
+        delayed(fit_fold_data_steps)(final_model[:-1], X_train.iloc[train], labels[train])
+        for train, _ in splits
+    )
     return [
-        (clone(data_steps).fit(X_train.iloc[train], y_train.iloc[train]), train, validation)
-        for train, validation in folds.split(X_train, y_train)
+        (model, train, validation)
+        for model, (train, validation) in zip(fitted, splits, strict=True)
     ]
 
 
@@ -203,6 +222,7 @@ def audit_leakage(
     groups: pd.Series | None = None,
     times: pd.Series | None = None,
     shared_preparations: list[Any] | None = None,
+    n_jobs: int = 1,
 ) -> dict[str, Any]:
     """Re-fit the selected candidate's data steps per fold and report what every fitted step saw
     (and, for a split by groups or time, the groups shared and the time order per fold); with
@@ -220,8 +240,9 @@ def audit_leakage(
             shared_preparations,
             groups=groups,
             times=times,
+            n_jobs=n_jobs,
         )
-    refits = fit_data_steps(final_model, X_train, y_train, folds)
+    refits = fit_data_steps(final_model, X_train, y_train, folds, n_jobs)
     splits = [(train, validation) for _, train, validation in refits]
     shared = [
         shared_preparation_record(record, splits, X_train, X_test.index)
@@ -294,13 +315,22 @@ def audit_ensemble(
     *,
     groups: pd.Series | None = None,
     times: pd.Series | None = None,
+    n_jobs: int = 1,
 ) -> dict[str, Any]:
     """Every member pipeline audited as a single candidate would be (its data steps re-fitted on
     the same folds, its own fit on all training rows); the verdict holds only if it holds for
     every member and every shared preparation."""
     members = {
         name: audit_leakage(
-            member, X_train, y_train, X_test, folds, X_threshold_fit, groups=groups, times=times
+            member,
+            X_train,
+            y_train,
+            X_test,
+            folds,
+            X_threshold_fit,
+            groups=groups,
+            times=times,
+            n_jobs=n_jobs,
         )
         for name, member in fitted_members(final_model)
     }

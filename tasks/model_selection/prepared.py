@@ -28,6 +28,7 @@ import pandas as pd
 from imblearn.pipeline import Pipeline
 from sklearn.base import clone
 
+from tasks.data.split import fast_labels
 from tasks.model_selection.audit import INPUT_AUDIT, FitAudit
 from tasks.model_selection.budget import REFIT_MARGIN, SearchBudget
 from tasks.model_selection.parallel import ClusterStop, stop_with_the_parent
@@ -101,12 +102,12 @@ def take_rows(data: Any, rows: np.ndarray) -> Any:
 
 
 def fit_preparation(
-    preparation: Pipeline, X: pd.DataFrame, y: pd.Series, train: np.ndarray
+    preparation: Pipeline, X: pd.DataFrame, y: Any, train: np.ndarray
 ) -> tuple[Pipeline, Any, float]:
     """Fit on the fold's training rows only; transform every training row with the result."""
     stop_with_the_parent()
     started = time.perf_counter()
-    fitted = clone(preparation).fit(X.iloc[train], y.iloc[train])
+    fitted = clone(preparation).fit(X.iloc[train], take_rows(y, train))
     seconds = time.perf_counter() - started
     return fitted, fitted.transform(X), seconds
 
@@ -143,7 +144,7 @@ class FoldPreparations:
         self,
         preparation: Pipeline,
         X: pd.DataFrame,
-        y: pd.Series,
+        y: Any,
         splits: list[tuple[np.ndarray, np.ndarray]],
         fold: int,
     ) -> PreparedFold:
@@ -154,7 +155,7 @@ class FoldPreparations:
         self,
         preparation: Pipeline,
         X: pd.DataFrame,
-        y: pd.Series,
+        y: Any,
         splits: list[tuple[np.ndarray, np.ndarray]],
         folds: list[int],
     ) -> list[PreparedFold]:
@@ -171,7 +172,9 @@ class FoldPreparations:
                 for k in found:
                     self._folds.move_to_end((key, k))
             missing = [k for k in folds if k not in found]
-            fitted = joblib.Parallel(n_jobs=min(self.n_jobs, max(len(missing), 1)))(
+            # In the pool even one fold at a time: a preparation in a task thread holds the
+            # main process's GIL while the workers wait (a million rows: 10 s a fold).
+            fitted = joblib.Parallel(n_jobs=self.n_jobs if missing else 1)(
                 joblib.delayed(fit_preparation)(preparation, X, y, splits[k][0]) for k in missing
             )
             with self._lock:
@@ -290,7 +293,7 @@ def fit_and_score(
     rest: Pipeline,
     *,
     fold: PreparedFold,
-    y: pd.Series,
+    y: Any,
     scorer: Any,
     candidate: int,
     stop: ClusterStop | None = None,
@@ -302,9 +305,9 @@ def fit_and_score(
         stop.check()
     started = time.perf_counter()
     try:
-        fitted = clone(rest).fit(take_rows(fold.data, fold.train), y.iloc[fold.train])
+        fitted = clone(rest).fit(take_rows(fold.data, fold.train), take_rows(y, fold.train))
         seconds = time.perf_counter() - started
-        score = scorer(fitted, take_rows(fold.data, fold.validation), y.iloc[fold.validation])
+        score = scorer(fitted, take_rows(fold.data, fold.validation), take_rows(y, fold.validation))
     except Exception as error:  # recorded as NaN like GridSearchCV's error_score=np.nan
         return CandidateScore(
             candidate,
@@ -342,6 +345,7 @@ def search_prepared(
     it fits in what is left (see tasks/model_selection/budget.py). With `stop` (on a Dask
     worker), a stopped run raises SearchStopped before the next preparation or fit starts."""
     cut = [candidate_preparation(pipeline, params) for params in candidates]
+    labels = fast_labels(y)  # one conversion for every fit and score below
     n_folds = len(splits)
     scores = np.full((len(candidates), n_folds), np.nan)
     seconds = np.zeros((len(candidates), n_folds))
@@ -363,7 +367,7 @@ def search_prepared(
         distinct = {keys[i]: cut[i][0] for i in batch}
         # Fold 0 first: its size says whether every fold fits in the store at once (one
         # parallel dispatch of every candidate and fold) or the folds go one by one.
-        first = [store.prepared_fold(prep, X, y, splits, 0) for prep in distinct.values()]
+        first = [store.prepared_fold(prep, X, labels, splits, 0) for prep in distinct.values()]
         if store.holds_all(sum(data_bytes(f.data) for f in first), n_folds):
             fold_groups = [list(range(n_folds))]
         else:
@@ -374,13 +378,13 @@ def search_prepared(
             prepared = {
                 (key, fold.fold): fold
                 for key, prep in distinct.items()
-                for fold in store.prepared_folds(prep, X, y, splits, group)
+                for fold in store.prepared_folds(prep, X, labels, splits, group)
             }
             outcomes = joblib.Parallel(n_jobs=n_jobs)(
                 joblib.delayed(fit_and_score)(
                     cut[i][1],
                     fold=prepared[(keys[i], k)],
-                    y=y,
+                    y=labels,
                     scorer=scorer,
                     candidate=i,
                     stop=stop,

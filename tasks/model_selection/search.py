@@ -50,7 +50,8 @@ class SelectionChoice:
 
 @dataclass
 class FamilyResult:
-    """One family's search: every candidate's CV scores and the refitted best pipeline."""
+    """One family's search: every candidate's CV scores and its best pipeline, refitted on all
+    training rows unless `fitted` is False (the flow refits only the winner: refit_best)."""
 
     family: str
     status: str
@@ -65,6 +66,7 @@ class FamilyResult:
     notes: list[str] = field(default_factory=list)  # e.g. candidates the time budget skipped
     # What each shared fold preparation's fit saw (the leakage audit checks it); empty for halving.
     preparations: list[PreparationRecord] = field(default_factory=list)
+    fitted: bool = True
 
 
 def choose_selection_metric(profile: DataProfile, override: str | None) -> SelectionChoice:
@@ -224,13 +226,15 @@ def search_family(
     budget: SearchBudget | None = None,
     reuse_preparation: bool = True,
     stop: ClusterStop | None = None,
+    refit: bool = True,
 ) -> FamilyResult:
     """Cross-validate a family's grid on training rows only; a family that fails is recorded.
 
     Grid and random searches prepare each fold once (tasks/model_selection/prepared.py), shared
     through `preparations` with the other families; successive halving fits each candidate's
     whole pipeline (its rounds fit on different subsets of rows). On a Dask worker, `stop`
-    ends a stopped run's grid or random search with SearchStopped (a halving search runs on)."""
+    ends a stopped run's grid or random search with SearchStopped (a halving search runs on).
+    With `refit=False` a grid or random search returns its best pipeline unfitted."""
     strategy = resolve_strategy(strategy, len(y_train), len(ParameterGrid(grid)), budget)
     if strategy == "halving" or not reuse_preparation:
         return search_whole_pipelines(
@@ -248,6 +252,7 @@ def search_family(
         store=preparations or FoldPreparations(n_jobs, store_budget(X_train)),
         budget=budget,
         stop=stop,
+        refit=refit,
     )
 
 
@@ -285,8 +290,10 @@ def search_prepared_folds(
     store: FoldPreparations,
     budget: SearchBudget | None,
     stop: ClusterStop | None = None,
+    refit: bool = True,
 ) -> FamilyResult:
-    """Candidates scored on folds prepared once, then the best refit on all training rows."""
+    """Candidates scored on folds prepared once, then the best refit on all training rows
+    (or, with `refit=False`, left for refit_best)."""
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitFailedWarning)
@@ -322,20 +329,20 @@ def search_prepared_folds(
             notes=notes,
             preparations=records,
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            model = clone(pipeline).set_params(**outcome.params[best]).fit(X_train, y_train)
-    except Exception as error:  # the refit on all rows failed: the family cannot be used
-        return FamilyResult(
-            family,
-            "failed",
-            candidates=candidates_rows,
-            error=short_error(error),
-            fit_seconds=time.perf_counter() - started,
-            notes=notes,
-            preparations=records,
-        )
+    model = clone(pipeline).set_params(**outcome.params[best])
+    if refit:
+        try:
+            model = fit_quietly(model, X_train, y_train)
+        except Exception as error:  # the refit on all rows failed: the family cannot be used
+            return FamilyResult(
+                family,
+                "failed",
+                candidates=candidates_rows,
+                error=short_error(error),
+                fit_seconds=time.perf_counter() - started,
+                notes=notes,
+                preparations=records,
+            )
     return FamilyResult(
         family=family,
         status="completed",
@@ -347,7 +354,14 @@ def search_prepared_folds(
         estimator=model,
         notes=notes,
         preparations=records,
+        fitted=refit,
     )
+
+
+def fit_quietly(model: Pipeline, X: pd.DataFrame, y: pd.Series) -> Pipeline:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return model.fit(X, y)
 
 
 def budget_notes(
@@ -409,6 +423,29 @@ def search_whole_pipelines(
         candidates=candidates,
         estimator=search.best_estimator_,
     )
+
+
+def refit_best(
+    results: list[FamilyResult], X_train: pd.DataFrame, y_train: pd.Series
+) -> FamilyResult:
+    """The best family, its pipeline refitted on all training rows. Only the winner needs the
+    refit (GridSearchCV refits every family's best); a winner whose refit fails is marked
+    failed, as it would have been in its search, and the next best is refitted instead."""
+    while True:
+        best = select_best(results)
+        if best.fitted:
+            return best
+        assert best.estimator is not None
+        started = time.perf_counter()
+        try:
+            best.estimator = fit_quietly(best.estimator, X_train, y_train)
+        except Exception as error:  # as in search_prepared_folds: this family cannot be used
+            best.status, best.error = "failed", short_error(error)
+            continue
+        finally:
+            best.fit_seconds += time.perf_counter() - started
+        best.fitted = True
+        return best
 
 
 def select_best(results: list[FamilyResult]) -> FamilyResult:

@@ -222,3 +222,13 @@ def test_target_statistics_and_calendar_features_learn_from_training_folds_only(
     assert audit["no_leakage_found"]
     for fold in audit["cv_folds"]:
         assert fold["fit_rows_equal_train_fold"] and fold["validation_rows_in_fit"] == 0
+
+
+def test_the_audit_refits_its_folds_in_worker_processes_with_the_same_records() -> None:
+    split, result, (folds, _scorer) = sentinel_split("random_under")
+    in_process = audit_leakage(result.estimator, split.X_train, split.y_train, split.X_test, folds)
+    in_pool = audit_leakage(
+        result.estimator, split.X_train, split.y_train, split.X_test, folds, n_jobs=2
+    )
+    assert in_pool["no_leakage_found"]
+    assert in_pool["cv_folds"] == in_process["cv_folds"]  # rows, fingerprints, class counts

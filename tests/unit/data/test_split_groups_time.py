@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import pickle
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.model_selection import cross_val_score
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from tasks.config import RunConfig, SplitConfig, build_config
 from tasks.data.profile import profile_frame
 from tasks.data.roles import infer_role
-from tasks.data.split import folds_for_split, make_folds, split_by_config
+from tasks.data.split import (
+    RememberedFolds,
+    fast_labels,
+    folds_for_split,
+    make_folds,
+    split_by_config,
+)
 from tasks.data.split_columns import (
     likely_group_column,
     likely_time_column,
@@ -207,3 +216,52 @@ def test_detectors_read_dates_as_the_datetime_role_does_and_prefer_its_group_key
     assert infer_role(frame["customer"], "customer").role == "group_key"
     assert likely_group_column(frame, exclude=("label",)) == "customer"
     assert likely_group_column(frame.drop(columns="customer"), exclude=("label",)) == "ward_id"
+
+
+def same_folds(first: list[Any], second: list[Any]) -> bool:
+    return len(first) == len(second) and all(
+        np.array_equal(a, c) and np.array_equal(b, d)
+        for (a, b), (c, d) in zip(first, second, strict=True)
+    )
+
+
+def test_remembered_folds_are_the_splitters_own_and_computed_once_per_set_of_rows() -> None:
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame({"x": rng.normal(size=300)}, index=rng.permutation(1000)[:300])
+    y = pd.Series(rng.choice(["b", "a", "c c", "é"], 300, p=[0.5, 0.3, 0.15, 0.05]), index=X.index)
+    plain = StratifiedKFold(4, shuffle=True, random_state=7)
+    folds = RememberedFolds(plain)
+    first = list(folds.split(X, y))
+    assert same_folds(first, list(plain.split(X, y)))  # labels as codes: the same folds
+    assert next(iter(folds.split(X, y)))[0] is first[0][0]  # the same rows: not split again
+    sample = X.iloc[:120]
+    assert same_folds(
+        list(folds.split(sample, y.loc[sample.index])),
+        list(plain.split(sample, y.loc[sample.index])),
+    )
+    copied = pickle.loads(pickle.dumps(folds))  # a Dask worker gets the splitter, not the memo
+    assert same_folds(list(copied.split(X, y)), first)
+    assert folds.get_n_splits() == 4
+
+
+def test_folds_for_group_and_time_splits_are_remembered_and_unchanged() -> None:
+    for frame, split_settings in (
+        (grouped_frame(), {"groups": "patient_id"}),
+        (time_frame(), {"time": "day"}),
+    ):
+        _, profile, split = grouped_split(frame, config_for(**split_settings))
+        folds, _ = folds_for_split(split, 3, seed=0, task=profile.task)
+        assert isinstance(folds, RememberedFolds)
+        assert same_folds(
+            list(folds.split(split.X_train, split.y_train)),
+            list(folds.folds.split(split.X_train, split.y_train)),
+        )
+
+
+def test_fast_labels_keep_the_classes_and_their_order() -> None:
+    y = pd.Series(["yes", "no ", "é", "Z", "no "], dtype="str", index=[9, 3, 5, 7, 1])
+    labels = fast_labels(y)
+    assert labels.dtype.kind == "U"
+    assert list(np.unique(labels)) == sorted(y.unique()) == list(np.unique(y.to_numpy()))
+    assert list(labels) == list(y)
+    assert fast_labels(pd.Series([1.5, 2.0])).dtype == float

@@ -167,3 +167,13 @@ def test_a_store_too_small_for_every_fold_refits_evicted_folds_with_the_same_sco
     # fold by fold, each fold evicts the one before: the second search fits every fold again
     assert [r.fits for r in store.records.values()] == [2, 2, 2]
     assert all(r.candidates == 4 for r in store.records.values())
+
+
+def test_folds_prepared_one_at_a_time_in_worker_processes_give_the_same_scores() -> None:
+    in_threads, _ = binary_search("logistic_regression", ["class_weight"], reuse=True)
+    store = FoldPreparations(n_jobs=2, max_bytes=1)  # fold by fold, each fitted in the pool
+    in_pool, _ = binary_search("logistic_regression", ["class_weight"], reuse=True, store=store)
+
+    assert scores(in_pool) == scores(in_threads)
+    assert [r.fits for r in store.records.values()] == [1, 1, 1]
+    assert all(r.rows > 0 and r.row_index is not None for r in store.records.values())
