@@ -21,7 +21,7 @@ from schemas.infer import infer_schema, load_schema
 from tasks.config import ClusteringConfig, RunConfig, SplitConfig
 from tasks.data.profile import DataProfile, profile_frame
 from tasks.data.read import LoadedTable, file_sha256, read_table
-from tasks.data.split import DataSplit, plain_splitter, split_by_config, split_frame
+from tasks.data.split import DataSplit, split_by_config, split_frame
 from tasks.data.split_columns import split_columns
 from tasks.data.validate import validate_frame
 from tasks.errors import ValidationFailed
@@ -244,7 +244,7 @@ def finalise_model(
         best.estimator,
         split.X_train,
         split.y_train,
-        plain_splitter(folds),  # the tuned model keeps its splitter
+        folds,
         config.threshold,
         profile.positive_label,
         config.seed,

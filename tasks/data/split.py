@@ -349,12 +349,6 @@ class RememberedFolds(BaseCrossValidator):
         return int(self.folds.get_n_splits(X, y, groups))
 
 
-def plain_splitter(folds: BaseCrossValidator) -> BaseCrossValidator:
-    """The splitter itself, for an estimator that keeps it (a saved model holds only types it
-    trusts, and a remembered split is of no use there)."""
-    return folds.folds if isinstance(folds, RememberedFolds) else folds
-
-
 def folds_for_split(
     split: DataSplit, requested: int, seed: int, task: str
 ) -> tuple[BaseCrossValidator, str | None]:

@@ -56,7 +56,9 @@ def tune_threshold(
     seed: int,
 ) -> TunedThresholdClassifierCV:
     """The selected pipeline wrapped with the threshold that best serves the objective on
-    out-of-fold predictions of the training rows; it never receives a test row or label."""
+    out-of-fold predictions of the training rows; it never receives a test row or label.
+    The fitted model keeps the number of folds, not the splitter: a group split's splitter holds
+    every training row's group, and a saved model may hold only types tabpipe trusts."""
     tuner = TunedThresholdClassifierCV(
         clone(model),
         scoring=threshold_scorer(config, positive_label),
@@ -64,4 +66,4 @@ def tune_threshold(
         refit=True,
         random_state=seed,
     )
-    return tuner.fit(X_train, y_train)
+    return tuner.fit(X_train, y_train).set_params(cv=folds.get_n_splits())

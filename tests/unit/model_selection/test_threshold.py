@@ -1,14 +1,18 @@
 """Threshold tuning sees training rows only, and serves the objective it was given."""
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.model_selection import TunedThresholdClassifierCV
 
 from tasks.config import ImputeConfig, ThresholdConfig
 from tasks.data.profile import profile_frame
-from tasks.data.split import make_folds, split_frame
+from tasks.data.split import GroupFolds, RememberedFolds, make_folds, split_frame
 from tasks.model_selection.pipeline import FAMILIES, build_pipeline
 from tasks.model_selection.threshold import negative_cost, precision_at_min_recall, tune_threshold
+from tasks.run.model_io import load_skops, save_model
 from tests.conftest import make_frame
 
 
@@ -69,3 +73,17 @@ def test_objective_functions_by_hand() -> None:
     assert precision_at_min_recall(y_true, y_pred, 0.5, "yes") == pytest.approx(0.5)
     assert precision_at_min_recall(y_true, y_pred, 0.9, "yes") == pytest.approx(-0.5)
     assert negative_cost(y_true, y_pred, cost_fp=1.0, cost_fn=5.0, pos_label="yes") == -6.0
+
+
+def test_a_model_tuned_on_group_folds_saves_and_loads_without_the_groups(tmp_path: Path) -> None:
+    split, _, model = fitted_setup()
+    groups = pd.Series(np.arange(len(split.X_train)) // 4, index=split.X_train.index)
+    folds = RememberedFolds(GroupFolds(groups, 3, seed=0, stratified=True))
+    tuned = tune_threshold(
+        model, split.X_train, split.y_train, folds, ThresholdConfig(), "yes", seed=0
+    )
+    assert tuned.get_params()["cv"] == 3  # the number of folds, not the rows' groups
+
+    loaded = load_skops(save_model(tuned, tmp_path / "best.skops"))
+
+    assert (loaded.predict(split.X_test) == tuned.predict(split.X_test)).all()
