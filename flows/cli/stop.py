@@ -31,6 +31,10 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 GRACE_SECONDS = 5.0
@@ -287,23 +291,23 @@ CANCEL_POLL_SECONDS = 2.0
 CANCELLED_STATES = ("CANCELLING", "CANCELLED")
 
 
-def flow_run_state(api_url: str, flow_run_id: str) -> str | None:
+def flow_run_state(client: httpx.Client, flow_run_id: str) -> str | None:
     import httpx
 
     try:
-        response = httpx.get(f"{api_url.rstrip('/')}/flow_runs/{flow_run_id}", timeout=2.0)
+        response = client.get(f"flow_runs/{flow_run_id}", timeout=2.0)
         return str(response.json().get("state_type"))
     except (httpx.HTTPError, ValueError, AttributeError):
         return None
 
 
-def mark_cancelled(api_url: str, flow_run_id: str) -> None:
+def mark_cancelled(client: httpx.Client, flow_run_id: str) -> None:
     """Cancelling -> Cancelled: this process was the run's only worker, and it stops now."""
     import httpx
 
     try:
-        httpx.post(
-            f"{api_url.rstrip('/')}/flow_runs/{flow_run_id}/set_state",
+        client.post(
+            f"flow_runs/{flow_run_id}/set_state",
             json={"state": {"type": "CANCELLED", "message": "Stopped by tabpipe."}, "force": True},
             timeout=3.0,
         )
@@ -315,18 +319,23 @@ def watch_for_cancellation(api_url: str) -> None:
     """Poll the state of this process's runs; a run cancelled in the Prefect UI is marked failed
     ("cancelled in the Prefect UI"), its flow run Cancelled, and the process stops as on SIGTERM
     (children stopped, exit 143)."""
+    import httpx
+
     from tasks.run.outputs import RunWriter
 
-    while not STATE.stopping:
-        time.sleep(CANCEL_POLL_SECONDS)
-        ids = [writer.manifest.get("flow_run_id") for writer in list(RunWriter.open_writers)]
-        for flow_run_id in filter(None, ids):
-            if flow_run_state(api_url, str(flow_run_id)) in CANCELLED_STATES:
-                STATE.cancelled_in_ui = True
-                RunWriter.fail_open_runs(CancelledInUI())
-                mark_cancelled(api_url, str(flow_run_id))
-                hard_stop(signal.SIGTERM)
-                return
+    # One client for every poll: a new one loads the CA bundle for its TLS context each time
+    # (0.1-0.2 s of CPU per poll, seconds over a run), even for a loopback http:// API.
+    with httpx.Client(base_url=f"{api_url.rstrip('/')}/") as client:
+        while not STATE.stopping:
+            time.sleep(CANCEL_POLL_SECONDS)
+            ids = [writer.manifest.get("flow_run_id") for writer in list(RunWriter.open_writers)]
+            for flow_run_id in filter(None, ids):
+                if flow_run_state(client, str(flow_run_id)) in CANCELLED_STATES:
+                    STATE.cancelled_in_ui = True
+                    RunWriter.fail_open_runs(CancelledInUI())
+                    mark_cancelled(client, str(flow_run_id))
+                    hard_stop(signal.SIGTERM)
+                    return
 
 
 def cancellable_from_the_ui(api_url: str) -> None:

@@ -31,6 +31,7 @@ from sklearn.base import clone
 from tasks.data.split import fast_labels
 from tasks.model_selection.audit import INPUT_AUDIT, FitAudit
 from tasks.model_selection.budget import REFIT_MARGIN, SearchBudget
+from tasks.model_selection.hgb_binning import use_fast_weighted_binning
 from tasks.model_selection.parallel import ClusterStop, stop_with_the_parent
 
 PASSTHROUGH = ("passthrough", None)
@@ -301,6 +302,7 @@ def fit_and_score(
     """Fit the candidate's rest on the fold's prepared training rows; score its validation rows.
     A stopped run's fit raises SearchStopped instead, and joblib submits no further fits."""
     stop_with_the_parent()
+    use_fast_weighted_binning()  # this worker may not have been warmed up
     if stop is not None:
         stop.check()
     started = time.perf_counter()

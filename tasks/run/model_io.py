@@ -16,7 +16,6 @@ from typing import Any
 
 import joblib
 import pandas as pd
-import skops.io as sio
 from imblearn.pipeline import Pipeline
 
 from tasks.data.read import file_sha256
@@ -89,6 +88,8 @@ def signed_card(card: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
 
 def save_model(model: Any, path: Path) -> Path:
     """The fitted pipeline as a skops file (no pickle)."""
+    import skops.io as sio  # here: ~1 s to import, needed only once a run writes its model
+
     path.parent.mkdir(parents=True, exist_ok=True)
     sio.dump(model, path)
     return path
@@ -144,6 +145,8 @@ def is_trusted_type(name: str) -> bool:
 
 def load_skops(model_path: Path) -> Any:
     """Build the model from a skops file, refusing any type not on the trusted list."""
+    import skops.io as sio
+
     try:
         untrusted = sio.get_untrusted_types(file=model_path)
     except Exception as error:  # not a skops archive at all: saved broken or replaced

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
 from tasks.evaluation.drift import drift_scores
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 # Sharp enough to read on a laptop screen and still small (about 40-120 kB): they are inlined in
 # the report and in Prefect markdown artifacts (the UI shows data-URI images up to about 1 MB).
@@ -25,6 +26,8 @@ def save_figure(
     path: Path, draw: Callable[[Axes], None], size: tuple[float, float] = FIGURE_SIZE
 ) -> Path:
     """Draw on a fresh Figure and write it as PNG."""
+    from matplotlib.figure import Figure  # here: imported only by the stage that draws
+
     figure = Figure(figsize=size, layout="constrained")
     draw(figure.add_subplot())
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import html
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 from sklearn.pipeline import Pipeline
 
 from tasks.data.profile import DataProfile
@@ -21,6 +20,9 @@ from tasks.run.plots import draw_missing_values, save_figure
 from tasks.run.report import REPORT_STYLE, format_value, html_table, markdown_table, png_data_uri
 from tasks.run.rundir import RunDir, StageClock, package_versions, utc_now, write_json
 from tasks.segmentation.clustering import Clustering, PreparedFeatures
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 SUMMARY_PLOTS = ("silhouette_per_k", "projection")
 

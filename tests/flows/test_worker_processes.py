@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import joblib
 import pandas as pd
+import psutil
 from sklearn.model_selection import KFold
 
 from flows.runtime import available_cores
@@ -20,6 +21,7 @@ from tasks.data.header import has_rows
 from tasks.model_selection.parallel import (
     POOL_MIN_FITS,
     POOL_MIN_ROWS,
+    release_worker_pool,
     start_worker_pool,
     surely_uses_pool,
 )
@@ -109,6 +111,17 @@ def test_a_started_pool_is_the_one_the_search_uses() -> None:
     again = set(joblib.Parallel(n_jobs=2)(joblib.delayed(os.getpid)() for _ in range(20)))
     assert first <= again and len(again) <= 2 and os.getpid() not in again
     assert all(modules)
+
+
+def test_a_released_pool_ends_its_workers_and_a_later_search_starts_a_new_one() -> None:
+    first = set(joblib.Parallel(n_jobs=2)(joblib.delayed(os.getpid)() for _ in range(8)))
+    release_worker_pool()
+    gone, alive = psutil.wait_procs([psutil.Process(pid) for pid in first], timeout=20)
+    assert not alive and len(gone) == len(first)
+    again = set(joblib.Parallel(n_jobs=2)(joblib.delayed(os.getpid)() for _ in range(8)))
+    assert again and not again & first and os.getpid() not in again
+    release_worker_pool()
+    release_worker_pool()  # nothing left to release: nothing happens
 
 
 def test_the_default_search_of_every_task_surely_uses_the_pool(tmp_path: Path) -> None:
