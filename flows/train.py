@@ -35,6 +35,7 @@ from tasks.evaluation.diagnostics import RunEvidence
 from tasks.evaluation.drift import drift_table, reference_sample
 from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
 from tasks.model_selection.encoding import feasible_families, plan_encoding
+from tasks.model_selection.ensemble import ensemble_wanted
 from tasks.model_selection.hgb_binning import use_fast_weighted_binning
 from tasks.model_selection.parallel import POOL_MIN_ROWS, release_worker_pool, uses_pool
 from tasks.model_selection.pipeline import candidate_count, choose_families, family_registry
@@ -127,11 +128,19 @@ def importance_processes(
 
 
 def search_all_families(
-    families: list[str], split: DataSplit, profile: Any, config: RunConfig, metric: str, folds: Any
+    families: list[str],
+    split: DataSplit,
+    profile: Any,
+    config: RunConfig,
+    metric: str,
+    folds: Any,
+    *,
+    keep_out_of_fold: bool,
 ) -> list[FamilyResult]:
     """One concurrent task per family; the progress bar moves as each one finishes. The families
     share their fold preparations (each fitted once per fold) and, when set, the time budget,
-    which starts them in order of expected value per second."""
+    which starts them in order of expected value per second. `keep_out_of_fold`: each keeps its
+    best's out-of-fold predictions for the ensemble."""
     cv_jobs = worker_processes(config, profile, families, folds, len(split.y_train))
     _, threads_per_family = parallel_plan(len(families), cv_jobs)
     preparations = FoldPreparations(cv_jobs, store_budget(split.X_train))
@@ -158,6 +167,7 @@ def search_all_families(
                 threads_per_family,
                 preparations,
                 budget,
+                keep_out_of_fold,
             )
             for family in order
         }
@@ -168,18 +178,11 @@ def search_all_families(
 
 
 def ensemble_of(
-    results: list[FamilyResult],
-    split: DataSplit,
-    profile: Any,
-    config: RunConfig,
-    metric: str,
-    folds: Any,
+    results: list[FamilyResult], split: DataSplit, profile: Any, metric: str, folds: Any
 ) -> list[FamilyResult]:
     """The ensemble candidate (search.ensemble), listed after the families so it wins only with
-    a strictly better CV score; nothing when fewer than two families completed."""
-    families = [r.family for r in results]
-    cv_jobs = worker_processes(config, profile, families, folds, len(split.y_train))
-    ensemble = search_ensemble_of_families(results, split, profile, metric, folds, cv_jobs)
+    a strictly better CV score; nothing when there is nothing to blend."""
+    ensemble = search_ensemble_of_families(results, split, profile, metric, folds)
     return [ensemble] if ensemble is not None else []
 
 
@@ -238,9 +241,12 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             *plan.notes,
             *(f"Model family '{name}' is skipped: {why}." for name, why in skipped.items()),
         ]
-        results = search_all_families(families, split, profile, config, selection.metric, folds)
-        if config.search.ensemble:
-            results += ensemble_of(results, split, profile, config, selection.metric, folds)
+        blend = ensemble_wanted(config.search.ensemble, len(split.y_train))
+        results = search_all_families(
+            families, split, profile, config, selection.metric, folds, keep_out_of_fold=blend
+        )
+        if blend:
+            results += ensemble_of(results, split, profile, selection.metric, folds)
         best = refit_winner(results, split)
         clock.lap("search")
         return_freed_memory()

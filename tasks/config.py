@@ -118,9 +118,10 @@ class SearchConfig(StrictModel):
         gt=0,
         description="Minutes the search may take; candidates that would not fit are skipped.",
     )
-    ensemble: bool = Field(
-        False,
-        description="Also try soft voting over each family's best; it wins only if CV says so.",
+    ensemble: bool | Literal["auto"] = Field(
+        "auto",
+        description="Also try a weighted blend of each family's best; it wins only if CV says "
+        "so. auto: below 50,000 training rows.",
     )
 
     @model_validator(mode="after")

@@ -158,9 +158,11 @@ def search_model_family(
     threads: int = 1,
     preparations: FoldPreparations | None = None,
     budget: SearchBudget | None = None,
+    keep_out_of_fold: bool = False,
 ) -> FamilyResult:
     """Cross-validated search of one family's grid, with rebalancing choices in the grid; fold
-    preparations are shared with the other families through `preparations`."""
+    preparations are shared with the other families through `preparations`; with
+    `keep_out_of_fold`, its best's out-of-fold predictions are kept for the ensemble."""
     spec = family_for(profile.task, family)
     rebalancing = resolve_rebalancing(
         list(config.rebalance), spec, profile.roughly_balanced, profile.task
@@ -198,6 +200,7 @@ def search_model_family(
             budget=budget,
             stop=cluster_stop(flow_run.id),  # on a Dask worker: the run's stop request
             refit=False,  # the flow refits the winner alone (refit_winner)
+            keep_out_of_fold=keep_out_of_fold,
         )
     return replace(result, worker=dask_worker_address())
 
@@ -209,20 +212,16 @@ def search_ensemble_of_families(
     profile: DataProfile,
     selection_metric: str,
     folds: Any,
-    n_jobs: int,
 ) -> FamilyResult | None:
-    """Soft voting over each family's best pipeline, cross-validated on the same folds."""
-    with cv_parallelism(n_jobs, n_jobs) as cv_jobs:
-        result = search_ensemble(
-            results,
-            split.X_train,
-            split.y_train,
-            task=profile.task,
-            scoring=build_scorer(selection_metric, profile.positive_label),
-            folds=folds,
-            n_jobs=cv_jobs,
-        )
-    return result
+    """A weighted blend of each family's best, scored from their out-of-fold predictions."""
+    return search_ensemble(
+        results,
+        split.y_train,
+        task=profile.task,
+        scoring=build_scorer(selection_metric, profile.positive_label),
+        folds=folds,
+        X_train=split.X_train,
+    )
 
 
 @task(name="refit-best", cache_policy=NO_CACHE, persist_result=False)

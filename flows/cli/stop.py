@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -241,6 +241,27 @@ def start_resource_tracker() -> None:
     resource_tracker.ensure_running()
 
 
+def stop_signal_in(error: BaseException | None) -> int | None:
+    """The stop signal an exception stands for (our Interrupted, Prefect's TerminationSignal)."""
+    carried = getattr(error, "signal", None)
+    if isinstance(error, Exception) or carried not in STOP_SIGNALS:
+        return None
+    return int(carried)  # type: ignore[arg-type]
+
+
+def stop_if_swallowed(previous: Callable[[sys.UnraisableHookArgs], object]) -> Callable[..., None]:
+    """A sys.unraisablehook: a stop signal's exception raised inside a callback (a weakref's, a
+    __del__) cannot unwind the main thread, and Python would print it and carry on; stop now."""
+
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
+        swallowed = stop_signal_in(unraisable.exc_value)
+        if swallowed is not None:
+            hard_stop(STATE.signal_number or swallowed)
+        previous(unraisable)
+
+    return hook
+
+
 def signal_of(error: BaseException, *, default: int) -> int:
     """The stop signal received first, else the one the exception carries, else default."""
     carried = getattr(error, "signal", None)
@@ -258,6 +279,8 @@ def stoppable() -> Iterator[None]:
     writer.setblocking(False)
     previous_wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
     previous = {number: signal.signal(number, raise_interrupted) for number in STOP_SIGNALS}
+    previous_unraisable = sys.unraisablehook
+    sys.unraisablehook = stop_if_swallowed(previous_unraisable)
     threading.Thread(target=watch_signals, args=(reader,), daemon=True).start()
     start_resource_tracker()
     previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -282,6 +305,7 @@ def stoppable() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         for number, handler in previous.items():
             signal.signal(number, handler)
+        sys.unraisablehook = previous_unraisable
         signal.set_wakeup_fd(previous_wakeup)
         writer.close()
         reader.close()

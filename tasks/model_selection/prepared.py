@@ -26,7 +26,7 @@ import joblib
 import numpy as np
 import pandas as pd
 from imblearn.pipeline import Pipeline
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
 
 from tasks.data.split import fast_labels
 from tasks.model_selection.audit import INPUT_AUDIT, FitAudit
@@ -260,6 +260,17 @@ class CandidateScore:
     score: float
     fit_seconds: float
     error: str | None = None
+    response: np.ndarray | None = None  # its predictions for the fold's validation rows
+
+
+def validation_response(fitted: Any, X: Any) -> np.ndarray | None:
+    """What an ensemble blends: class probabilities (columns in sorted class order), or a
+    regressor's predictions; float32 to keep a search's worth of them small."""
+    if is_classifier(fitted):
+        if not hasattr(fitted, "predict_proba"):
+            return None
+        return np.asarray(fitted.predict_proba(X), dtype=np.float32)
+    return np.asarray(fitted.predict(X), dtype=np.float32).reshape(-1, 1)
 
 
 @dataclass
@@ -272,6 +283,8 @@ class PreparedSearchResult:
     errors: list[str] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     preparations: list[tuple[str, int]] = field(default_factory=list)  # (key, fold) used
+    # (candidate, fold) -> validation predictions, kept when an ensemble may blend them
+    responses: dict[tuple[int, int], np.ndarray | None] = field(default_factory=dict)
 
     def cv_results(self) -> dict[str, Any]:
         with np.errstate(invalid="ignore"):
@@ -289,6 +302,25 @@ class PreparedSearchResult:
             return None
         return int(np.argmax(np.where(np.isnan(means), -np.inf, means)))
 
+    def out_of_fold(
+        self,
+        candidate: int,
+        splits: list[tuple[np.ndarray, np.ndarray]],
+        *,
+        n_rows: int,
+        columns: int,
+    ) -> np.ndarray | None:
+        """The candidate's predictions for every training row from the fold that left the row
+        out (NaN for rows no fold validates); None unless every fold kept `columns` of them (a
+        fold that missed a class predicts fewer)."""
+        parts = [self.responses.get((candidate, k)) for k in range(len(splits))]
+        if any(part is None or part.shape[1] != columns for part in parts):
+            return None
+        oof = np.full((n_rows, columns), np.nan, dtype=np.float32)
+        for (_, validation), part in zip(splits, parts, strict=True):
+            oof[validation] = part
+        return oof
+
 
 def fit_and_score(
     rest: Pipeline,
@@ -298,9 +330,11 @@ def fit_and_score(
     scorer: Any,
     candidate: int,
     stop: ClusterStop | None = None,
+    keep_response: bool = False,
 ) -> CandidateScore:
-    """Fit the candidate's rest on the fold's prepared training rows; score its validation rows.
-    A stopped run's fit raises SearchStopped instead, and joblib submits no further fits."""
+    """Fit the candidate's rest on the fold's prepared training rows; score its validation rows
+    (and, with `keep_response`, keep its predictions for them). A stopped run's fit raises
+    SearchStopped instead, and joblib submits no further fits."""
     stop_with_the_parent()
     use_fast_weighted_binning()  # this worker may not have been warmed up
     if stop is not None:
@@ -309,7 +343,9 @@ def fit_and_score(
     try:
         fitted = clone(rest).fit(take_rows(fold.data, fold.train), take_rows(y, fold.train))
         seconds = time.perf_counter() - started
-        score = scorer(fitted, take_rows(fold.data, fold.validation), take_rows(y, fold.validation))
+        validation = take_rows(fold.data, fold.validation)
+        score = scorer(fitted, validation, take_rows(y, fold.validation))
+        response = validation_response(fitted, validation) if keep_response else None
     except Exception as error:  # recorded as NaN like GridSearchCV's error_score=np.nan
         return CandidateScore(
             candidate,
@@ -318,7 +354,7 @@ def fit_and_score(
             time.perf_counter() - started,
             f"{type(error).__name__}: {error}",
         )
-    return CandidateScore(candidate, fold.fold, float(score), seconds)
+    return CandidateScore(candidate, fold.fold, float(score), seconds, response=response)
 
 
 def candidate_preparation(pipeline: Pipeline, params: dict[str, Any]) -> tuple[Pipeline, Pipeline]:
@@ -340,12 +376,14 @@ def search_prepared(
     store: FoldPreparations,
     budget: SearchBudget | None = None,
     stop: ClusterStop | None = None,
+    keep_responses: bool = False,
 ) -> PreparedSearchResult:
     """Cross-validate candidates on folds prepared once. Without a budget every candidate and
     fold goes to one parallel batch (fold by fold when the prepared folds would not fit in the
     store together); with one, candidates run in batches of `n_jobs` and a batch starts only if
     it fits in what is left (see tasks/model_selection/budget.py). With `stop` (on a Dask
-    worker), a stopped run raises SearchStopped before the next preparation or fit starts."""
+    worker), a stopped run raises SearchStopped before the next preparation or fit starts.
+    With `keep_responses`, every fit's validation predictions are kept (for an ensemble)."""
     cut = [candidate_preparation(pipeline, params) for params in candidates]
     labels = fast_labels(y)  # one conversion for every fit and score below
     n_folds = len(splits)
@@ -357,6 +395,7 @@ def search_prepared(
     slowest_fold_fit = 0.0
     tried = 0
     used: list[tuple[str, int]] = []
+    responses: dict[tuple[int, int], np.ndarray | None] = {}
     while tried < len(candidates):
         batch = list(range(tried, min(tried + batch_size, len(candidates))))
         refit_seconds = slowest_fold_fit * REFIT_MARGIN
@@ -390,6 +429,7 @@ def search_prepared(
                     scorer=scorer,
                     candidate=i,
                     stop=stop,
+                    keep_response=keep_responses,
                 )
                 for i in batch
                 for k in group
@@ -397,6 +437,8 @@ def search_prepared(
             for outcome in outcomes:
                 scores[outcome.candidate, outcome.fold] = outcome.score
                 seconds[outcome.candidate, outcome.fold] = outcome.fit_seconds
+                if keep_responses:
+                    responses[(outcome.candidate, outcome.fold)] = outcome.response
                 if outcome.error:
                     errors.append(outcome.error)
             for i in batch:
@@ -417,4 +459,5 @@ def search_prepared(
         errors=errors,
         skipped=skipped,
         preparations=used,
+        responses=responses,
     )

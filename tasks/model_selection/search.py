@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from imblearn.pipeline import Pipeline
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
 from sklearn.exceptions import FitFailedWarning
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (enables the import below)
 from sklearn.metrics import average_precision_score, check_scoring, make_scorer
@@ -67,6 +67,9 @@ class FamilyResult:
     # What each shared fold preparation's fit saw (the leakage audit checks it); empty for halving.
     preparations: list[PreparationRecord] = field(default_factory=list)
     fitted: bool = True
+    # The best candidate's predictions for each training row from the fold that left it out
+    # (rows x classes, or x 1 for regression): what an ensemble blends; None when not kept.
+    out_of_fold: np.ndarray | None = field(default=None, repr=False)
 
 
 def choose_selection_metric(profile: DataProfile, override: str | None) -> SelectionChoice:
@@ -227,6 +230,7 @@ def search_family(
     reuse_preparation: bool = True,
     stop: ClusterStop | None = None,
     refit: bool = True,
+    keep_out_of_fold: bool = False,
 ) -> FamilyResult:
     """Cross-validate a family's grid on training rows only; a family that fails is recorded.
 
@@ -234,7 +238,8 @@ def search_family(
     through `preparations` with the other families; successive halving fits each candidate's
     whole pipeline (its rounds fit on different subsets of rows). On a Dask worker, `stop`
     ends a stopped run's grid or random search with SearchStopped (a halving search runs on).
-    With `refit=False` a grid or random search returns its best pipeline unfitted."""
+    With `refit=False` a grid or random search returns its best pipeline unfitted; with
+    `keep_out_of_fold` it keeps the best candidate's out-of-fold predictions (an ensemble's)."""
     strategy = resolve_strategy(strategy, len(y_train), len(ParameterGrid(grid)), budget)
     if strategy == "halving" or not reuse_preparation:
         return search_whole_pipelines(
@@ -253,6 +258,7 @@ def search_family(
         budget=budget,
         stop=stop,
         refit=refit,
+        keep_out_of_fold=keep_out_of_fold,
     )
 
 
@@ -291,10 +297,12 @@ def search_prepared_folds(
     budget: SearchBudget | None,
     stop: ClusterStop | None = None,
     refit: bool = True,
+    keep_out_of_fold: bool = False,
 ) -> FamilyResult:
     """Candidates scored on folds prepared once, then the best refit on all training rows
     (or, with `refit=False`, left for refit_best)."""
     started = time.perf_counter()
+    splits = list(folds.split(X_train, y_train))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitFailedWarning)
         warnings.simplefilter("ignore", UserWarning)
@@ -304,11 +312,12 @@ def search_prepared_folds(
             X_train,
             y_train,
             scorer=check_scoring(pipeline, scoring=scoring),
-            splits=list(folds.split(X_train, y_train)),
+            splits=splits,
             n_jobs=n_jobs,
             store=store,
             budget=budget,
             stop=stop,
+            keep_responses=keep_out_of_fold,
         )
     notes = budget_notes(outcome.skipped, len(candidates), budget)
     records = [store.records[key] for key in outcome.preparations]
@@ -343,6 +352,7 @@ def search_prepared_folds(
                 notes=notes,
                 preparations=records,
             )
+    columns = y_train.nunique() if is_classifier(pipeline) else 1
     return FamilyResult(
         family=family,
         status="completed",
@@ -355,6 +365,7 @@ def search_prepared_folds(
         notes=notes,
         preparations=records,
         fitted=refit,
+        out_of_fold=outcome.out_of_fold(best, splits, n_rows=len(y_train), columns=columns),
     )
 
 

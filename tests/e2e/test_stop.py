@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -140,3 +141,40 @@ def test_sigkill_of_the_process_alone_leaves_nothing_behind(
         time.sleep(0.5)
     assert still_running(descendants) == []
     process.communicate(timeout=STOP_SECONDS)
+
+
+SWALLOWED_BY_A_CALLBACK = """
+import os, signal, sys, time, weakref
+from flows.cli.stop import stoppable
+
+class Thing:
+    pass
+
+def callback(reference):  # the signal's handler raises in here, where Python only prints
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.2)
+
+with stoppable():
+    thing = Thing()
+    reference = weakref.ref(thing, callback)
+    del thing
+    print("carried on after the signal", file=sys.stderr, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_stop_signal_swallowed_by_a_callback_still_stops_at_once_in_one_line(
+    tmp_path: Path,
+) -> None:
+    # A signal whose exception is raised inside a weakref callback (or a __del__) cannot unwind
+    # the main thread: Python prints "Exception ignored" and runs on. The stop happens anyway.
+    process = subprocess.run(
+        [sys.executable, "-c", SWALLOWED_BY_A_CALLBACK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+    assert process.returncode == 128 + signal.SIGTERM
+    assert process.stderr.splitlines() == ["Stopped by SIGTERM."], process.stderr
