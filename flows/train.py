@@ -178,11 +178,18 @@ def search_all_families(
 
 
 def ensemble_of(
-    results: list[FamilyResult], split: DataSplit, profile: Any, metric: str, folds: Any
+    results: list[FamilyResult],
+    split: DataSplit,
+    profile: Any,
+    config: RunConfig,
+    metric: str,
+    folds: Any,
 ) -> list[FamilyResult]:
     """The ensemble candidate (search.ensemble), listed after the families so it wins only with
     a strictly better CV score; nothing when there is nothing to blend."""
-    ensemble = search_ensemble_of_families(results, split, profile, metric, folds)
+    families = [r.family for r in results]
+    cv_jobs = worker_processes(config, profile, families, folds, len(split.y_train))
+    ensemble = search_ensemble_of_families(results, split, profile, metric, folds, cv_jobs)
     return [ensemble] if ensemble is not None else []
 
 
@@ -246,7 +253,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             families, split, profile, config, selection.metric, folds, keep_out_of_fold=blend
         )
         if blend:
-            results += ensemble_of(results, split, profile, selection.metric, folds)
+            results += ensemble_of(results, split, profile, config, selection.metric, folds)
         best = refit_winner(results, split)
         clock.lap("search")
         return_freed_memory()

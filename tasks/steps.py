@@ -212,8 +212,10 @@ def search_ensemble_of_families(
     profile: DataProfile,
     selection_metric: str,
     folds: Any,
+    n_jobs: int,
 ) -> FamilyResult | None:
-    """A weighted blend of each family's best, scored from their out-of-fold predictions."""
+    """A weighted blend of each family's best, scored from their out-of-fold predictions; its
+    members, should it win, are refitted side by side in `n_jobs` processes."""
     return search_ensemble(
         results,
         split.y_train,
@@ -221,6 +223,7 @@ def search_ensemble_of_families(
         scoring=build_scorer(selection_metric, profile.positive_label),
         folds=folds,
         X_train=split.X_train,
+        n_jobs=n_jobs,
     )
 
 

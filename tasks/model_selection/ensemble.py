@@ -147,13 +147,14 @@ def blendable(results: list[FamilyResult]) -> list[FamilyResult]:
 
 
 def build_ensemble(
-    members: list[tuple[str, Any]], weights: list[float], task: str
+    members: list[tuple[str, Any]], weights: list[float], task: str, n_jobs: int = 1
 ) -> VotingClassifier | VotingRegressor:
-    """Weighted soft voting over unfitted clones of the members' pipelines."""
+    """Weighted soft voting over unfitted clones of the members' pipelines; `n_jobs` fits the
+    members side by side (in the CV's worker pool)."""
     named = [(name, clone(estimator)) for name, estimator in members]
     if task == "regression":
-        return VotingRegressor(named, weights=weights)
-    return VotingClassifier(named, voting="soft", weights=weights)
+        return VotingRegressor(named, weights=weights, n_jobs=n_jobs)
+    return VotingClassifier(named, voting="soft", weights=weights, n_jobs=n_jobs)
 
 
 def search_ensemble(
@@ -164,6 +165,7 @@ def search_ensemble(
     scoring: Any,
     folds: BaseCrossValidator,
     X_train: pd.DataFrame,
+    n_jobs: int = 1,
 ) -> FamilyResult | None:
     """The blend of the families' best pipelines with its honest CV score, left unfitted (the
     flow refits it only if it wins); None when fewer than two families can be blended or the
@@ -207,7 +209,9 @@ def search_ensemble(
             }
         ],
         error=None if mean is not None else "every fold failed to score",
-        estimator=build_ensemble([(r.family, r.estimator) for r, _ in chosen], weights, task),
+        estimator=build_ensemble(
+            [(r.family, r.estimator) for r, _ in chosen], weights, task, n_jobs=n_jobs
+        ),
         fitted=False,
     )
 

@@ -233,7 +233,13 @@ def test_a_regression_ensemble_blends_predictions() -> None:
     assert ensemble is not None
     assert ensemble.best_params == {"weights": "ridge 0.50, knn 0.50"}
     assert ensemble.best_score > max(r.best_score for r in results)
-    assert fit_quietly(ensemble.estimator, X, y).predict(X).shape == (240,)
+    alone = fit_quietly(ensemble.estimator, X, y).predict(X)
+    side_by_side = search_ensemble(
+        results, y, task="regression", scoring="neg_root_mean_squared_error", folds=folds,
+        X_train=X, n_jobs=2,
+    )  # fmt: skip
+    assert side_by_side is not None
+    np.testing.assert_array_equal(fit_quietly(side_by_side.estimator, X, y).predict(X), alone)
 
 
 def test_auto_blends_below_the_row_limit() -> None:
