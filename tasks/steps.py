@@ -45,6 +45,7 @@ from tasks.model_selection.pipeline import (
     build_pipeline,
     family_for,
     resolve_rebalancing,
+    size_params,
 )
 from tasks.model_selection.prepared import FoldPreparations
 from tasks.model_selection.search import FamilyResult, build_scorer, refit_best, search_family
@@ -182,7 +183,7 @@ def search_model_family(
         config.impute,
         config.seed,
         layout=layout_for(profile, split.X_train, plan, config.encoding, config.seed),
-    )
+    ).set_params(**size_params(spec, len(split.y_train)))
     with cv_parallelism(n_jobs, threads) as cv_jobs:
         result = search_family(
             family,

@@ -10,9 +10,11 @@ from tasks.data.split import fold_count, make_folds, split_frame
 from tasks.errors import DataError
 from tasks.model_selection.pipeline import (
     FAMILIES,
+    REGRESSION_FAMILIES,
     build_param_grid,
     build_pipeline,
     resolve_rebalancing,
+    size_params,
     unknown_grid_parameters,
 )
 from tasks.model_selection.search import (
@@ -170,3 +172,17 @@ def test_a_failing_family_is_recorded_and_select_skips_it(binary_frame: pd.DataF
     assert select_best([failed, good]) is good
     with pytest.raises(DataError, match="Every model family failed"):
         select_best([failed])
+
+
+def test_boosting_on_mid_sized_data_stops_early_and_may_run_longer() -> None:
+    boosting = FAMILIES["hist_gradient_boosting"]
+    longer = {"model__early_stopping": True, "model__max_iter": 300}
+
+    assert size_params(boosting, 12_000) == longer
+    assert size_params(REGRESSION_FAMILIES["hist_gradient_boosting"], 12_000) == longer
+    assert size_params(boosting, 9_999) == {}  # no early stopping: 300 trees would cost 3x
+    assert size_params(boosting, 50_000) == {}  # halving's range: scikit-learn's defaults
+    assert size_params(FAMILIES["random_forest"], 12_000) == {}
+    pipeline = build_pipeline(boosting, ["x"], [], ImputeConfig(), 0)
+    model = pipeline.set_params(**size_params(boosting, 12_000)).named_steps["model"]
+    assert (model.early_stopping, model.max_iter) == (True, 300)
