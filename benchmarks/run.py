@@ -45,6 +45,9 @@ BUNDLED: dict[str, dict[str, str | None]] = {
     "penguins": {"config": "configs/penguins.yaml", "target": "species", "positive": None},
     "caravan": {"config": "configs/caravan.yaml", "target": "Purchase", "positive": "Yes"},
 }
+# Minutes of search.time_budget tried on 100k rows with every default family (zero-config):
+# the unbudgeted search takes several times longer, so each budget binds.
+BUDGET_MINUTES = (0.5, 1.0)
 SEED = 42
 FOLDS = 3
 POLL_SECONDS = 0.05
@@ -262,6 +265,15 @@ def run_tabpipe(case: str, runner: str, config_args: list[str], env: dict[str, s
     result.stage_seconds = manifest.get("stage_seconds", {})
     result.cv_score = metrics["best_model"]["cv_score"]
     result.best_family = metrics["best_model"]["family"]
+    if case.startswith("budget-"):
+        families = metrics["families"]
+        tried = sum(len(f.get("candidates") or []) for f in families)
+        scored = [f["family"] for f in families if f["status"] == "completed"]
+        skipped = [note for f in families for note in f.get("notes", [])]
+        result.note = (
+            f"{tried} candidates tried; families with a score: {', '.join(scored)}; "
+            f"{len(skipped)} families cut short by the budget"
+        )
     test = metrics["test_metrics"]
     result.test_score = test.get("average_precision") if "binary" in test else test["macro"]["f1"]
     return result
@@ -391,6 +403,41 @@ def halving_case(envs: dict[str, dict[str, str]]) -> list[CaseResult]:
         print(f"{case:<36} {result.wall_seconds:7.1f} s cv={result.cv_score}", flush=True)
         results.append(result)
     return results
+
+
+def budget_case(envs: dict[str, dict[str, str]]) -> list[CaseResult]:
+    """search.time_budget on 100k rows with zero-config families and grids, against the
+    server: how close the search stage ends to its budget, and what it found in it."""
+    paths = ensure_data(SIZES["100k"])
+    results = []
+    for minutes in BUDGET_MINUTES:
+        case = f"budget-{minutes:g}-min-100k"
+        config = {
+            "name": case,
+            "data": str(paths["parquet"]),
+            "target": TARGET,
+            "positive_label": "yes",
+            "search": {"time_budget": minutes},
+            "seed": SEED,
+        }
+        path = RESULTS_DIR / "configs" / f"{case}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        result = run_tabpipe(case, "tabpipe-server", [str(path)], envs["server"])
+        searched = result.stage_seconds.get("search", 0.0)
+        print(
+            f"{case:<36} search {searched:6.1f} s of {minutes * 60:.0f} s, wall "
+            f"{result.wall_seconds:.1f} s, {result.note}",
+            flush=True,
+        )
+        results.append(result)
+    return results
+
+
+def budget_rows(result: CaseResult) -> tuple[float, float]:
+    """(budget seconds, search-stage seconds) of a budget case."""
+    minutes = float(result.case.split("-")[1])
+    return minutes * 60, result.stage_seconds.get("search", 0.0)
 
 
 def fixed_cost_case(envs: dict[str, dict[str, str]], repeats: int) -> list[CaseResult]:
@@ -540,6 +587,21 @@ def extra_tables(results: list[CaseResult]) -> str:
             f"search time ratio {search_ratio:.2f}, "
             f"wall ratio {halving.wall_seconds / grid.wall_seconds:.2f}."
         )
+    budgeted = [r for r in results if r.case.startswith("budget-") and r.ok]
+    if budgeted:
+        lines += [
+            "",
+            "Time budget (search.time_budget, 100k rows, zero-config families, running server):",
+            "",
+            "| budget s | search stage s | search / budget | wall s | best | CV score | what ran |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in budgeted:
+            budget, searched = budget_rows(r)
+            lines.append(
+                f"| {budget:.0f} | {searched:.1f} | {searched / budget:.2f} | "
+                f"{r.wall_seconds:.1f} | {r.best_family} | {fmt(r.cv_score, 4)} | {r.note} |"
+            )
     tiny = [r for r in results if r.case == "tiny-500" and r.ok and r.runner != "baseline"]
     floors = [r for r in results if r.case == "tiny-500" and r.ok and r.runner == "baseline"]
     if tiny:
@@ -591,6 +653,13 @@ def targets_table(results: list[CaseResult]) -> list[str]:
         rows.append(
             f"| tiny run within 1.5 s of the floor | {gap:.1f} s | "
             f"{'met' if gap <= 1.5 else 'missed'} |"
+        )
+    budgeted = [budget_rows(r) for r in results if r.case.startswith("budget-") and r.ok]
+    if budgeted:
+        worst = max(searched / budget for budget, searched in budgeted)
+        rows.append(
+            f"| search within 10% of its time budget | {worst:.2f} x the budget (worst of "
+            f"{len(budgeted)}) | {'met' if worst <= 1.10 else 'missed'} |"
         )
     if not rows:
         return []
@@ -651,7 +720,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--skip",
         nargs="*",
         default=[],
-        choices=["generated", "bundled", "halving", "fixed-cost", "answers"],
+        choices=["generated", "bundled", "halving", "budget", "fixed-cost", "answers"],
     )
     parser.add_argument(
         "--no-readme", action="store_true", help="Do not rewrite benchmarks/README.md."
@@ -698,6 +767,8 @@ def main(argv: list[str] | None = None) -> None:
             results += bundled_cases(args, envs)
         if "halving" not in args.skip:
             results += halving_case(envs)
+        if "budget" not in args.skip:
+            results += budget_case(envs)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     out = RESULTS_DIR / f"results-{stamp}.json"
     out.write_text(json.dumps([asdict(r) for r in results], indent=2), encoding="utf-8")

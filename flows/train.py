@@ -260,25 +260,6 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         report_stage("evaluate")
         model, threshold = finalise_model(best, split, profile, config, folds)
         predictions, test_metrics = evaluate_model(model, split, profile, threshold, config.seed)
-        audit = audit_run(
-            model,
-            split,
-            folds,
-            threshold is not None,
-            shared_preparations(results),
-            worker_processes(config, profile, families, folds, len(split.y_train)),
-        )
-        explanations = explain_model(
-            model,
-            split,
-            predictions,
-            profile,
-            scorer,
-            config.seed,
-            importance_processes(config, profile, families, folds, len(split.y_train)),
-        )
-        clock.lap("evaluate")
-        release_worker_pool()  # the CV workers' last job was the importance above
         evidence = RunEvidence(
             frame=frame,
             split=split,
@@ -292,7 +273,30 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             folds=folds,
             split_settings=split_settings,
         )
-        diagnostics = diagnose_run(evidence, config)
+        # The diagnostics run in a task thread beside the audit and the importance, which mostly
+        # wait for the pool or predict without the GIL; BLAS's process-wide limit stays at one.
+        with threadpool_limits(limits=1):
+            diagnosing = diagnose_run.submit(evidence, config)
+            audit = audit_run(
+                model,
+                split,
+                folds,
+                threshold is not None,
+                shared_preparations(results),
+                worker_processes(config, profile, families, folds, len(split.y_train)),
+            )
+            explanations = explain_model(
+                model,
+                split,
+                predictions,
+                profile,
+                scorer,
+                config.seed,
+                importance_processes(config, profile, families, folds, len(split.y_train)),
+            )
+            clock.lap("evaluate")
+            release_worker_pool()  # the CV workers' last job was the importance above
+            diagnostics = diagnosing.result()
         clock.lap("diagnostics")
         drift = measure_drift(config, table, split, profile)
         metrics = build_metrics(

@@ -25,6 +25,7 @@ from sklearn.model_selection import (
 )
 
 from tasks.data.profile import DataProfile
+from tasks.data.split import fast_labels
 from tasks.errors import AllFamiliesFailed, ConfigError
 from tasks.model_selection.budget import SearchBudget
 from tasks.model_selection.parallel import ClusterStop
@@ -369,7 +370,7 @@ def search_prepared_folds(
     )
 
 
-def fit_quietly(model: Pipeline, X: pd.DataFrame, y: pd.Series) -> Pipeline:
+def fit_quietly(model: Pipeline, X: pd.DataFrame, y: pd.Series | np.ndarray) -> Pipeline:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return model.fit(X, y)
@@ -442,6 +443,7 @@ def refit_best(
     """The best family, its pipeline refitted on all training rows. Only the winner needs the
     refit (GridSearchCV refits every family's best); a winner whose refit fails is marked
     failed, as it would have been in its search, and the next best is refitted instead."""
+    labels = fast_labels(y_train)  # the fits' np.unique calls: 5 s on a million string labels
     while True:
         best = select_best(results)
         if best.fitted:
@@ -449,7 +451,7 @@ def refit_best(
         assert best.estimator is not None
         started = time.perf_counter()
         try:
-            best.estimator = fit_quietly(best.estimator, X_train, y_train)
+            best.estimator = fit_quietly(best.estimator, X_train, labels)
         except Exception as error:  # as in search_prepared_folds: this family cannot be used
             best.status, best.error = "failed", short_error(error)
             continue
