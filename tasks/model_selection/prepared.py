@@ -408,8 +408,10 @@ def search_prepared(
         distinct = {keys[i]: cut[i][0] for i in batch}
         # Fold 0 first: its size says whether every fold fits in the store at once (one
         # parallel dispatch of every candidate and fold) or the folds go one by one.
-        first = [store.prepared_fold(prep, X, labels, splits, 0) for prep in distinct.values()]
-        if store.holds_all(sum(data_bytes(f.data) for f in first), n_folds):
+        first = {
+            key: store.prepared_fold(prep, X, labels, splits, 0) for key, prep in distinct.items()
+        }
+        if store.holds_all(sum(data_bytes(f.data) for f in first.values()), n_folds):
             fold_groups = [list(range(n_folds))]
         else:
             fold_groups = [[k] for k in range(n_folds)]
@@ -419,8 +421,13 @@ def search_prepared(
             prepared = {
                 (key, fold.fold): fold
                 for key, prep in distinct.items()
-                for fold in store.prepared_folds(prep, X, labels, splits, group)
+                for fold in (
+                    [first[key]]  # at hand: the store may have let it go for another family's
+                    if group == [0]
+                    else store.prepared_folds(prep, X, labels, splits, group)
+                )
             }
+            first = {}  # fold by fold, a fold's prepared rows live no longer than its fits
             outcomes = joblib.Parallel(n_jobs=n_jobs)(
                 joblib.delayed(fit_and_score)(
                     cut[i][1],
@@ -446,6 +453,7 @@ def search_prepared(
                     store.count_reuse(keys[i], k, 1)
                     if (keys[i], k) not in used:
                         used.append((keys[i], k))
+            del prepared, outcomes  # before the next fold is prepared (a million rows: 200 MB)
         last_batch_wall = time.perf_counter() - started
         slowest_fold_fit = max(slowest_fold_fit, float(seconds[batch].max()))
         if budget is not None and not np.all(np.isnan(scores[batch])):
