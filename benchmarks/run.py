@@ -411,7 +411,7 @@ def budget_case(envs: dict[str, dict[str, str]]) -> list[CaseResult]:
     paths = ensure_data(SIZES["100k"])
     results = []
     for minutes in BUDGET_MINUTES:
-        case = f"budget-{minutes:g}-min-100k"
+        case = f"budget-{round(minutes * 60)}s-100k"
         config = {
             "name": case,
             "data": str(paths["parquet"]),
@@ -436,8 +436,9 @@ def budget_case(envs: dict[str, dict[str, str]]) -> list[CaseResult]:
 
 def budget_rows(result: CaseResult) -> tuple[float, float]:
     """(budget seconds, search-stage seconds) of a budget case."""
-    minutes = float(result.case.split("-")[1])
-    return minutes * 60, result.stage_seconds.get("search", 0.0)
+    return float(result.case.split("-")[1].removesuffix("s")), result.stage_seconds.get(
+        "search", 0.0
+    )
 
 
 def fixed_cost_case(envs: dict[str, dict[str, str]], repeats: int) -> list[CaseResult]:

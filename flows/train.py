@@ -3,6 +3,7 @@ evaluate -> write run. Read it top to bottom; every step is a task over a plain 
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import asdict
 from typing import Any
 
@@ -37,7 +38,12 @@ from tasks.model_selection.budget import SearchBudget, by_expected_value_per_sec
 from tasks.model_selection.encoding import feasible_families, plan_encoding
 from tasks.model_selection.ensemble import ensemble_wanted
 from tasks.model_selection.hgb_binning import use_fast_weighted_binning
-from tasks.model_selection.parallel import POOL_MIN_ROWS, release_worker_pool, uses_pool
+from tasks.model_selection.parallel import (
+    POOL_MIN_ROWS,
+    end_worker_fits,
+    release_worker_pool,
+    uses_pool,
+)
 from tasks.model_selection.pipeline import candidate_count, choose_families, family_registry
 from tasks.model_selection.prepared import FoldPreparations, PreparationRecord, store_budget
 from tasks.model_selection.search import FamilyResult, build_scorer, choose_selection_metric
@@ -154,7 +160,9 @@ def search_all_families(
     progress = SearchProgress(
         len(families), config.dataset_name, deadline=budget.deadline if budget else None
     )
-    with threadpool_limits(limits=threads_per_family):
+    with threadpool_limits(limits=threads_per_family), ExitStack() as search:
+        if budget is not None and cv_jobs > 1:  # fits in the task threads cannot be ended
+            search.callback(budget.watch(end_worker_fits))  # the watch ends with the search
         futures = {
             family: search_model_family.submit(
                 family,

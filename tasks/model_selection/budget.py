@@ -4,12 +4,19 @@ Like FLAML's budgeted search, but over the fixed grids: families start in order 
 per second, each family runs its candidates in batches, and a batch starts only when the last
 batch's wall time (this family's own measure of the machine right now) plus the refit of the best
 candidate still fits before the deadline. What does not fit is skipped, with a note.
+
+A batch's first fits cannot be estimated before they run (a random forest's first batch on 80,000
+rows took four times a one-minute budget), so a watch ends the fits still in flight when the
+deadline, less the best candidate's refit, has come and some candidate has a score: it stops the
+CV worker processes, and the families keep what they finished (`SearchBudget.watch`).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 # Expected value per second, best first: gradient boosting is strong and fast on tables, a linear
@@ -47,13 +54,16 @@ class SearchBudget:
         self.started = time.time()
         self._lock = threading.Lock()
         self._scored = False
+        self._best_score = -math.inf
+        self._refit_reserve = 0.0
+        self._cut = threading.Event()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "started": self.started, "scored": self._scored}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.seconds, self.started = state["seconds"], state["started"]
-        self._lock = threading.Lock()
+        self.__init__(state["seconds"] / 60.0)  # type: ignore[misc]
+        self.started = state["started"]
         self._scored = state["scored"]
 
     @property
@@ -64,10 +74,40 @@ class SearchBudget:
     def remaining(self) -> float:
         return self.seconds - (time.time() - self.started)
 
-    def mark_scored(self) -> None:
-        """Some family has a cross-validated candidate: the run can finish with a model."""
+    def mark_scored(self, score: float = -math.inf, refit_seconds: float = 0.0) -> None:
+        """Some family has a cross-validated candidate: the run can finish with a model. With its
+        best CV score and refit estimate, the best so far sets the time kept for the refit."""
         with self._lock:
             self._scored = True
+            if score > self._best_score:
+                self._best_score, self._refit_reserve = score, refit_seconds
+
+    @property
+    def refit_reserve(self) -> float:
+        """Seconds kept before the deadline for the refit of the best candidate so far."""
+        with self._lock:
+            return self._refit_reserve
+
+    @property
+    def cut(self) -> bool:
+        """Has the watch ended the fits in flight?"""
+        return self._cut.is_set()
+
+    def watch(self, end_fits: Callable[[], None], poll_seconds: float = 0.1) -> Callable[[], None]:
+        """Call `end_fits` once, in a thread, when the deadline less the refit reserve has come
+        and some candidate has a score (a run needs a model: until then the fits run on).
+        Returns the function that ends the watch (call it when the search is done)."""
+        done = threading.Event()
+
+        def watch_deadline() -> None:
+            while not done.wait(poll_seconds):
+                if self.anything_scored and self.remaining() <= self.refit_reserve:
+                    self._cut.set()
+                    end_fits()
+                    return
+
+        threading.Thread(target=watch_deadline, name="time-budget", daemon=True).start()
+        return done.set
 
     @property
     def anything_scored(self) -> bool:

@@ -114,6 +114,16 @@ def start_worker_pool(n_jobs: int) -> None:
     joblib.Parallel(n_jobs=n_jobs)(joblib.delayed(import_worker_modules)() for _ in range(n_jobs))
 
 
+def end_worker_fits() -> None:
+    """Kill the local CV workers now, fits in flight and all: each family's `Parallel` call then
+    raises, and a later one starts a new pool (the time budget's watch)."""
+    from joblib.externals.loky import reusable_executor
+
+    executor = getattr(reusable_executor, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=False, kill_workers=True)
+
+
 def release_worker_pool() -> None:
     """Let the local CV workers go once a run has no more work for them: they exit while the run
     writes its files, instead of at the command's exit, which waited for them (about 0.5 s).

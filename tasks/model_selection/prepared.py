@@ -404,60 +404,73 @@ def search_prepared(
         if stop is not None:
             stop.check()
         started = time.perf_counter()
-        keys = {i: preparation_key(cut[i][0]) for i in batch}
-        distinct = {keys[i]: cut[i][0] for i in batch}
-        # Fold 0 first: its size says whether every fold fits in the store at once (one
-        # parallel dispatch of every candidate and fold) or the folds go one by one.
-        first = {
-            key: store.prepared_fold(prep, X, labels, splits, 0) for key, prep in distinct.items()
-        }
-        if store.holds_all(sum(data_bytes(f.data) for f in first.values()), n_folds):
-            fold_groups = [list(range(n_folds))]
-        else:
-            fold_groups = [[k] for k in range(n_folds)]
-        for group in fold_groups:
-            if stop is not None:
-                stop.check()
-            prepared = {
-                (key, fold.fold): fold
+        try:
+            keys = {i: preparation_key(cut[i][0]) for i in batch}
+            distinct = {keys[i]: cut[i][0] for i in batch}
+            # Fold 0 first: its size says whether every fold fits in the store at once (one
+            # parallel dispatch of every candidate and fold) or the folds go one by one.
+            first = {
+                key: store.prepared_fold(prep, X, labels, splits, 0)
                 for key, prep in distinct.items()
-                for fold in (
-                    [first[key]]  # at hand: the store may have let it go for another family's
-                    if group == [0]
-                    else store.prepared_folds(prep, X, labels, splits, group)
-                )
             }
-            first = {}  # fold by fold, a fold's prepared rows live no longer than its fits
-            outcomes = joblib.Parallel(n_jobs=n_jobs)(
-                joblib.delayed(fit_and_score)(
-                    cut[i][1],
-                    fold=prepared[(keys[i], k)],
-                    y=labels,
-                    scorer=scorer,
-                    candidate=i,
-                    stop=stop,
-                    keep_response=keep_responses,
+            if store.holds_all(sum(data_bytes(f.data) for f in first.values()), n_folds):
+                fold_groups = [list(range(n_folds))]
+            else:
+                fold_groups = [[k] for k in range(n_folds)]
+            for group in fold_groups:
+                if stop is not None:
+                    stop.check()
+                prepared = {
+                    (key, fold.fold): fold
+                    for key, prep in distinct.items()
+                    for fold in (
+                        [first[key]]  # at hand: the store may have let it go for another family's
+                        if group == [0]
+                        else store.prepared_folds(prep, X, labels, splits, group)
+                    )
+                }
+                first = {}  # fold by fold, a fold's prepared rows live no longer than its fits
+                outcomes = joblib.Parallel(n_jobs=n_jobs)(
+                    joblib.delayed(fit_and_score)(
+                        cut[i][1],
+                        fold=prepared[(keys[i], k)],
+                        y=labels,
+                        scorer=scorer,
+                        candidate=i,
+                        stop=stop,
+                        keep_response=keep_responses,
+                    )
+                    for i in batch
+                    for k in group
                 )
-                for i in batch
-                for k in group
-            )
-            for outcome in outcomes:
-                scores[outcome.candidate, outcome.fold] = outcome.score
-                seconds[outcome.candidate, outcome.fold] = outcome.fit_seconds
-                if keep_responses:
-                    responses[(outcome.candidate, outcome.fold)] = outcome.response
-                if outcome.error:
-                    errors.append(outcome.error)
-            for i in batch:
-                for k in group:
-                    store.count_reuse(keys[i], k, 1)
-                    if (keys[i], k) not in used:
-                        used.append((keys[i], k))
-            del prepared, outcomes  # before the next fold is prepared (a million rows: 200 MB)
+                for outcome in outcomes:
+                    scores[outcome.candidate, outcome.fold] = outcome.score
+                    seconds[outcome.candidate, outcome.fold] = outcome.fit_seconds
+                    if keep_responses:
+                        responses[(outcome.candidate, outcome.fold)] = outcome.response
+                    if outcome.error:
+                        errors.append(outcome.error)
+                for i in batch:
+                    for k in group:
+                        store.count_reuse(keys[i], k, 1)
+                        if (keys[i], k) not in used:
+                            used.append((keys[i], k))
+                del prepared, outcomes  # before the next fold is prepared (a million rows: 200 MB)
+        except Exception:
+            if budget is None or not budget.cut:
+                raise
+            break  # the budget's watch ended this batch's fits: its candidates count as not tried
         last_batch_wall = time.perf_counter() - started
         slowest_fold_fit = max(slowest_fold_fit, float(seconds[batch].max()))
         if budget is not None and not np.all(np.isnan(scores[batch])):
-            budget.mark_scored()
+            means = scores[batch].mean(axis=1)
+            if np.isfinite(means).any():
+                best = int(np.nanargmax(means))
+                budget.mark_scored(
+                    float(means[best]), float(seconds[batch][best].max()) * REFIT_MARGIN
+                )
+            else:
+                budget.mark_scored()
         tried = batch[-1] + 1
     skipped = [candidates[i] for i in range(tried, len(candidates))]
     return PreparedSearchResult(

@@ -11,6 +11,7 @@ import yaml
 
 from tasks.errors import ConfigError
 from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
+from tasks.model_selection.parallel import end_worker_fits, start_worker_pool
 from tasks.model_selection.search import FamilyResult
 from tests.conftest import make_frame
 from tests.unit.model_selection.tiny_search import search_on, tiny_split
@@ -103,3 +104,30 @@ def test_the_flow_completes_within_a_tiny_budget_and_says_what_it_skipped(
     assert metrics["best_model"]["family"] in {"decision_tree", "logistic_regression"}
     audit = json.loads((run_dir / "leakage_audit.json").read_text())
     assert audit["no_leakage_found"] and audit["shared_preparations"]
+
+
+def test_the_deadline_ends_fits_in_flight_and_the_family_keeps_what_finished() -> None:
+    """The second batch's fits would run for minutes; the watch ends them at the deadline (it
+    kills the CV workers), and the family keeps the first batch, which finished in time."""
+    split, profile = tiny_split(300, positive_share=0.3, seed=2)
+    start_worker_pool(2)  # warm, so the first batch is not spent starting processes
+    budget = SearchBudget(0.2)  # 12 s: the first batch takes well under a second
+    end_watch = budget.watch(end_worker_fits)
+    try:
+        result = search_on(
+            split,
+            profile,
+            "hist_gradient_boosting",
+            {"max_iter": [2, 3, 100_000, 100_001]},  # batches of 2: two quick, two endless
+            ["class_weight"],
+            n_jobs=2,
+            budget=budget,
+        )
+    finally:
+        end_watch()
+
+    assert budget.cut
+    assert result.status == "completed"
+    assert [c["params"]["max_iter"] for c in result.candidates] == [2, 3]
+    assert "2 of 4 candidates not tried" in result.notes[0]
+    assert result.estimator is not None
