@@ -7,13 +7,12 @@ candidate still fits before the deadline. What does not fit is skipped, with a n
 
 A batch's first fits cannot be estimated before they run (a random forest's first batch on 80,000
 rows took four times a one-minute budget), so a watch ends the fits still in flight when the
-deadline, less the best candidate's refit, has come and some candidate has a score: it stops the
-CV worker processes, and the families keep what they finished (`SearchBudget.watch`).
+deadline, less the time kept for the winner's refit, has come and some candidate has a score: it
+stops the CV worker processes, and the families keep what they finished (`SearchBudget.watch`).
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +44,10 @@ def by_expected_value_per_second(families: list[str]) -> list[str]:
     return sorted(families, key=lambda name: rank.get(name, len(rank)))
 
 
+class BudgetCut(Exception):
+    """The watch ended the search's fits: the batch under way is not tried."""
+
+
 class SearchBudget:
     """The deadline of one search; thread-safe (families in the task runner's threads)."""
 
@@ -54,7 +57,6 @@ class SearchBudget:
         self.started = time.time()
         self._lock = threading.Lock()
         self._scored = False
-        self._best_score = -math.inf
         self._refit_reserve = 0.0
         self._cut = threading.Event()
 
@@ -74,17 +76,17 @@ class SearchBudget:
     def remaining(self) -> float:
         return self.seconds - (time.time() - self.started)
 
-    def mark_scored(self, score: float = -math.inf, refit_seconds: float = 0.0) -> None:
-        """Some family has a cross-validated candidate: the run can finish with a model. With its
-        best CV score and refit estimate, the best so far sets the time kept for the refit."""
+    def mark_scored(self, refit_seconds: float = 0.0) -> None:
+        """Some family has a cross-validated candidate: the run can finish with a model. The
+        time kept for the winner's refit grows to this candidate's estimate (any family's best
+        may win), up to half the budget."""
         with self._lock:
             self._scored = True
-            if score > self._best_score:
-                self._best_score, self._refit_reserve = score, refit_seconds
+            self._refit_reserve = max(self._refit_reserve, min(refit_seconds, self.seconds / 2))
 
     @property
     def refit_reserve(self) -> float:
-        """Seconds kept before the deadline for the refit of the best candidate so far."""
+        """Seconds kept before the deadline for the winner's refit."""
         with self._lock:
             return self._refit_reserve
 
@@ -117,6 +119,8 @@ class SearchBudget:
     def allows(self, batch_seconds: float | None, refit_seconds: float) -> bool:
         """May a batch start? With no estimate yet (a family's first batch) it may while time is
         left, or always when nothing has been scored yet (a run must end with a model)."""
+        if self.cut:
+            return False
         if batch_seconds is None:
             return self.remaining() > 0 or not self.anything_scored
         return batch_seconds + refit_seconds <= self.remaining()

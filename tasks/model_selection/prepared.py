@@ -30,7 +30,7 @@ from sklearn.base import clone, is_classifier
 
 from tasks.data.split import fast_labels
 from tasks.model_selection.audit import INPUT_AUDIT, FitAudit
-from tasks.model_selection.budget import REFIT_MARGIN, SearchBudget
+from tasks.model_selection.budget import REFIT_MARGIN, BudgetCut, SearchBudget
 from tasks.model_selection.hgb_binning import use_fast_weighted_binning
 from tasks.model_selection.parallel import ClusterStop, stop_with_the_parent
 
@@ -420,6 +420,8 @@ def search_prepared(
             for group in fold_groups:
                 if stop is not None:
                     stop.check()
+                if budget is not None and budget.cut:  # before a fresh pool starts for nothing
+                    raise BudgetCut
                 prepared = {
                     (key, fold.fold): fold
                     for key, prep in distinct.items()
@@ -463,14 +465,7 @@ def search_prepared(
         last_batch_wall = time.perf_counter() - started
         slowest_fold_fit = max(slowest_fold_fit, float(seconds[batch].max()))
         if budget is not None and not np.all(np.isnan(scores[batch])):
-            means = scores[batch].mean(axis=1)
-            if np.isfinite(means).any():
-                best = int(np.nanargmax(means))
-                budget.mark_scored(
-                    float(means[best]), float(seconds[batch][best].max()) * REFIT_MARGIN
-                )
-            else:
-                budget.mark_scored()
+            budget.mark_scored(float(np.nanmax(seconds[batch])) * REFIT_MARGIN)
         tried = batch[-1] + 1
     skipped = [candidates[i] for i in range(tried, len(candidates))]
     return PreparedSearchResult(
