@@ -58,6 +58,15 @@ def stop_process(process: subprocess.Popen[bytes], grace_seconds: float = 20) ->
     return int(process.returncode)
 
 
+def shared_memory_left_by(pid: int) -> list[str]:
+    """What a process left in /dev/shm (RAM until a reboot): joblib's memmapping folders and
+    loky's named semaphores carry the PID of the process that made them."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        return []
+    return sorted(p.name for p in shm.iterdir() if f"_{pid}_" in p.name or f"loky-{pid}-" in p.name)
+
+
 def make_frame(n_rows: int = 120, positive_share: float = 0.25, seed: int = 0) -> pd.DataFrame:
     """Binary data with signal, two numeric and one categorical feature, ~10% missing cells."""
     rng = np.random.default_rng(seed)

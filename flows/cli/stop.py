@@ -25,11 +25,13 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -40,6 +42,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 GRACE_SECONDS = 5.0
 CHILD_GRACE_SECONDS = 1.5
 CLUSTER_STOP_SECONDS = 3.0
+SHARED_MEMORY_SECONDS = 3.0
 
 
 class Interrupted(KeyboardInterrupt):
@@ -106,6 +109,49 @@ def stop_children(rounds: int = 5) -> None:
         psutil.wait_procs(alive, timeout=CHILD_GRACE_SECONDS)
 
 
+def free_shared_memory() -> None:
+    """Free what this process keeps in /dev/shm (RAM until a reboot), as its exit would: joblib's
+    memmapping folders (its executor's own forced clean-up, which kills the CV workers first, and
+    the empty ones of earlier calls) and loky's named semaphores (multiprocessing's exit
+    finalizers). `hard_stop` exits with os._exit,
+    which skips both, and stops the resource tracker that would unlink them. No pool starts
+    after it."""
+    from multiprocessing import util
+
+    try:
+        if "joblib.externals.loky.reusable_executor" in sys.modules:
+            from joblib.externals.loky import reusable_executor
+
+            # loky's lock for making and resizing the pool and submitting to it, kept until the
+            # exit: a task thread's next batch would otherwise start a new pool with new folders.
+            reusable_executor._executor_lock.acquire()
+            executor = reusable_executor._executor
+            if executor is not None and hasattr(executor, "terminate"):  # joblib's executor
+                executor.terminate(kill_workers=True)
+        util._run_finalizers(0)  # type: ignore[attr-defined]  # what its atexit hook runs first
+        remove_empty_joblib_folders()
+    except Exception:  # best effort: a traceback would break the stop's one line on stderr
+        return
+
+
+def remove_empty_joblib_folders() -> None:
+    """joblib makes a folder named for this process per `Parallel` call (in /dev/shm, or where
+    JOBLIB_TEMP_FOLDER says) and removes it at exit; rmdir removes only an empty one."""
+    roots = {os.environ.get("JOBLIB_TEMP_FOLDER") or "/dev/shm", tempfile.gettempdir()}
+    for root in roots:
+        for folder in Path(root).glob(f"joblib_memmapping_folder_{os.getpid()}_*"):
+            with suppress(OSError):
+                folder.rmdir()
+
+
+def free_shared_memory_briefly() -> None:
+    """free_shared_memory, given SHARED_MEMORY_SECONDS at most: a stop never waits on a lock a
+    busy task thread holds."""
+    thread = threading.Thread(target=free_shared_memory, name="free-shared-memory", daemon=True)
+    thread.start()
+    thread.join(timeout=SHARED_MEMORY_SECONDS)
+
+
 def stop_searches_on(dask_address: str | None) -> None:
     """Remember the Dask cluster this process's family searches run on (None: this machine)."""
     STATE.dask_address = dask_address
@@ -167,6 +213,7 @@ def hard_stop(signal_number: int) -> None:
 
     stop_cluster_searches()  # before the runs close: their manifests name the flow runs
     RunWriter.fail_open_runs(Interrupted(signal_number))
+    free_shared_memory_briefly()
     stop_children()
     await_cluster_stop()
     name = signal.Signals(signal_number).name

@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import PROJECT_ROOT, free_port, make_frame
+from tests.conftest import PROJECT_ROOT, free_port, make_frame, shared_memory_left_by
 
 pytestmark = pytest.mark.e2e
 
@@ -159,6 +159,7 @@ def test_cancelling_in_the_ui_stops_the_run_and_what_it_started(
     assert process.returncode == 143
     assert stderr.strip().startswith("Cancelled in the Prefect UI"), stderr
     assert [p.pid for p in descendants if p.is_running() and p.status() != "zombie"] == []
+    assert shared_memory_left_by(process.pid) == []
     (run,) = (project / "runs").iterdir()
     manifest = json.loads((run / "manifest.json").read_text())
     assert (manifest["status"], manifest["error"]) == ("failed", "cancelled in the Prefect UI")

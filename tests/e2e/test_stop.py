@@ -16,7 +16,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import make_frame, start_training_in_own_group, stop_process
+from tests.conftest import (
+    make_frame,
+    shared_memory_left_by,
+    start_training_in_own_group,
+    stop_process,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -112,6 +117,7 @@ def test_a_signal_stops_the_run_and_everything_it_started(
     assert process.returncode == exit_code
     time.sleep(0.5)  # a SIGKILLed child is gone at once; give the kernel a moment to reap
     assert still_running(descendants) == []
+    assert shared_memory_left_by(process.pid) == []
     assert [line for line in stderr.splitlines() if line.strip()] == [
         line for line in stderr.splitlines() if line.startswith(f"Stopped by {signal_number.name}")
     ], stderr
@@ -140,6 +146,7 @@ def test_sigkill_of_the_process_alone_leaves_nothing_behind(
     while still_running(descendants) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert still_running(descendants) == []
+    assert shared_memory_left_by(process.pid) == []  # unlinked by the orphaned resource tracker
     process.communicate(timeout=STOP_SECONDS)
 
 
