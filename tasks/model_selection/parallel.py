@@ -116,11 +116,16 @@ def start_worker_pool(n_jobs: int) -> None:
 
 def end_worker_fits() -> None:
     """Kill the local CV workers now, fits in flight and all: each family's `Parallel` call then
-    raises, and a later one starts a new pool (the time budget's watch)."""
+    raises, and a later one starts a new pool (the time budget's watch). joblib's `terminate`
+    also deletes the data it shared with them in /dev/shm, which killed workers cannot release."""
     from joblib.externals.loky import reusable_executor
 
     executor = getattr(reusable_executor, "_executor", None)
-    if executor is not None:
+    if executor is None:
+        return
+    if hasattr(executor, "terminate"):  # joblib's executor (loky's own has no shared data)
+        executor.terminate(kill_workers=True)
+    else:
         executor.shutdown(wait=False, kill_workers=True)
 
 
