@@ -1,9 +1,10 @@
 """A time budget for the search (`search.time_budget: MINUTES`), shared by concurrent families.
 
 Like FLAML's budgeted search, but over the fixed grids: families start in order of expected value
-per second, each family runs its candidates in batches, and a batch starts only when the last
-batch's wall time (this family's own measure of the machine right now) plus the refit of the best
-candidate still fits before the deadline. What does not fit is skipped, with a note.
+per second, each family runs its candidates in batches (the first of one candidate), and a batch
+starts only when the last batch's wall time (this family's own measure of the machine right now)
+plus the refit of the best candidate still fits before the deadline. What does not fit is
+skipped, with a note.
 
 A batch's first fits cannot be estimated before they run (a random forest's first batch on 80,000
 rows took four times a one-minute budget), so a watch ends the fits still in flight when the

@@ -380,9 +380,10 @@ def search_prepared(
 ) -> PreparedSearchResult:
     """Cross-validate candidates on folds prepared once. Without a budget every candidate and
     fold goes to one parallel batch (fold by fold when the prepared folds would not fit in the
-    store together); with one, candidates run in batches of `n_jobs` and a batch starts only if
-    it fits in what is left (see tasks/model_selection/budget.py). With `stop` (on a Dask
-    worker), a stopped run raises SearchStopped before the next preparation or fit starts.
+    store together); with one, candidates run in batches of `n_jobs` (the first of one) and a
+    batch starts only if it fits in what is left (see tasks/model_selection/budget.py). With
+    `stop` (on a Dask worker), a stopped run raises SearchStopped before the next preparation or
+    fit starts.
     With `keep_responses`, every fit's validation predictions are kept (for an ensemble)."""
     cut = [candidate_preparation(pipeline, params) for params in candidates]
     labels = fast_labels(y)  # one conversion for every fit and score below
@@ -397,7 +398,10 @@ def search_prepared(
     used: list[tuple[str, int]] = []
     responses: dict[tuple[int, int], np.ndarray | None] = {}
     while tried < len(candidates):
-        batch = list(range(tried, min(tried + batch_size, len(candidates))))
+        # Under a budget the first batch is one candidate: nothing can be ended before some
+        # candidate has a score, and one candidate's folds score soonest.
+        size = 1 if budget is not None and tried == 0 else batch_size
+        batch = list(range(tried, min(tried + size, len(candidates))))
         refit_seconds = slowest_fold_fit * REFIT_MARGIN
         if budget is not None and not budget.allows(last_batch_wall, refit_seconds):
             break

@@ -37,6 +37,24 @@ def test_a_spent_budget_skips_the_remaining_candidates_with_a_note_and_keeps_a_m
     assert f"{15 - len(result.candidates)} of 15 candidates not tried" in result.notes[0]
 
 
+def test_under_a_budget_a_family_scores_one_candidate_before_it_runs_batches() -> None:
+    """Nothing can be ended before some candidate has a score (the run needs a model), so the
+    first batch is the smallest: one candidate, even with two workers."""
+    split, profile = tiny_split(300, positive_share=0.3, seed=2)
+    result = search_on(
+        split,
+        profile,
+        "decision_tree",
+        TREE_GRID,
+        ["class_weight"],
+        n_jobs=2,
+        budget=SearchBudget(TINY),
+    )
+
+    assert len(result.candidates) == 1
+    assert "14 of 15 candidates not tried" in result.notes[0]
+
+
 def test_a_family_that_starts_after_the_budget_is_spent_is_skipped_with_a_note() -> None:
     budget = SearchBudget(TINY)
     first = budgeted_search("logistic_regression", budget)
@@ -118,7 +136,7 @@ def test_the_deadline_ends_fits_in_flight_and_the_family_keeps_what_finished() -
             split,
             profile,
             "hist_gradient_boosting",
-            {"max_iter": [2, 3, 100_000, 100_001]},  # batches of 2: two quick, two endless
+            {"max_iter": [2, 3, 4, 100_000, 100_001]},  # batches [2], [3, 4], then endless
             ["class_weight"],
             n_jobs=2,
             budget=budget,
@@ -128,6 +146,6 @@ def test_the_deadline_ends_fits_in_flight_and_the_family_keeps_what_finished() -
 
     assert budget.cut
     assert result.status == "completed"
-    assert [c["params"]["max_iter"] for c in result.candidates] == [2, 3]
-    assert "2 of 4 candidates not tried" in result.notes[0]
+    assert [c["params"]["max_iter"] for c in result.candidates] == [2, 3, 4]
+    assert "2 of 5 candidates not tried" in result.notes[0]
     assert result.estimator is not None
