@@ -126,5 +126,22 @@ class SearchBudget:
             return self.remaining() > 0 or not self.anything_scored
         return batch_seconds + refit_seconds <= self.remaining()
 
+    def batch_size(
+        self, *, most: int, last_batch: tuple[int, float] | None, refit_seconds: float
+    ) -> int:
+        """How many candidates a family's next batch may hold; 0 when none may start. The first
+        is one (nothing can be ended before some candidate has a score, and one scores soonest);
+        after it, the most, up to `most`, whose cost at the last batch's seconds per candidate
+        still fits with the refit (an estimate for a batch of two from a batch of one is not
+        the batch of one's)."""
+        if last_batch is None:
+            return 1 if self.allows(None, refit_seconds) else 0
+        candidates, seconds = last_batch
+        per_candidate = seconds / max(candidates, 1)
+        for size in range(max(most, 1), 0, -1):
+            if self.allows(per_candidate * size, refit_seconds):
+                return size
+        return 0
+
     def describe(self) -> str:
         return f"{self.seconds / 60:g} min"

@@ -392,19 +392,21 @@ def search_prepared(
     seconds = np.zeros((len(candidates), n_folds))
     errors: list[str] = []
     batch_size = len(candidates) if budget is None else max(n_jobs, 1)
-    last_batch_wall: float | None = None
+    last_batch: tuple[int, float] | None = None  # candidates, wall seconds
     slowest_fold_fit = 0.0
     tried = 0
     used: list[tuple[str, int]] = []
     responses: dict[tuple[int, int], np.ndarray | None] = {}
     while tried < len(candidates):
-        # Under a budget the first batch is one candidate: nothing can be ended before some
-        # candidate has a score, and one candidate's folds score soonest.
-        size = 1 if budget is not None and tried == 0 else batch_size
-        batch = list(range(tried, min(tried + size, len(candidates))))
         refit_seconds = slowest_fold_fit * REFIT_MARGIN
-        if budget is not None and not budget.allows(last_batch_wall, refit_seconds):
-            break
+        size = batch_size
+        if budget is not None:
+            size = budget.batch_size(
+                most=batch_size, last_batch=last_batch, refit_seconds=refit_seconds
+            )
+            if size == 0:
+                break
+        batch = list(range(tried, min(tried + size, len(candidates))))
         if stop is not None:
             stop.check()
         started = time.perf_counter()
@@ -466,7 +468,7 @@ def search_prepared(
             if budget is None or not budget.cut:
                 raise
             break  # the budget's watch ended this batch's fits: its candidates count as not tried
-        last_batch_wall = time.perf_counter() - started
+        last_batch = (len(batch), time.perf_counter() - started)
         slowest_fold_fit = max(slowest_fold_fit, float(seconds[batch].max()))
         if budget is not None and not np.all(np.isnan(scores[batch])):
             budget.mark_scored(float(np.nanmax(seconds[batch])) * REFIT_MARGIN)

@@ -55,6 +55,16 @@ def test_under_a_budget_a_family_scores_one_candidate_before_it_runs_batches() -
     assert "14 of 15 candidates not tried" in result.notes[0]
 
 
+def test_a_batch_holds_as_many_candidates_as_fit_at_the_last_batchs_pace() -> None:
+    budget = SearchBudget(1.0)  # 60 s, of which this test spends milliseconds
+
+    assert budget.batch_size(most=2, last_batch=None, refit_seconds=0.0) == 1
+    assert budget.batch_size(most=2, last_batch=(1, 20.0), refit_seconds=0.0) == 2
+    assert budget.batch_size(most=2, last_batch=(1, 40.0), refit_seconds=0.0) == 1
+    assert budget.batch_size(most=2, last_batch=(1, 20.0), refit_seconds=30.0) == 1
+    assert budget.batch_size(most=2, last_batch=(2, 130.0), refit_seconds=0.0) == 0
+
+
 def test_a_family_that_starts_after_the_budget_is_spent_is_skipped_with_a_note() -> None:
     budget = SearchBudget(TINY)
     first = budgeted_search("logistic_regression", budget)
