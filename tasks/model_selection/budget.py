@@ -45,6 +45,35 @@ def by_expected_value_per_second(families: list[str]) -> list[str]:
     return sorted(families, key=lambda name: rank.get(name, len(rank)))
 
 
+# Grid parameters that bound a fit's size: dearer as they grow (None: unbounded), or as they shrink.
+DEARER_AS_THEY_GROW = ("n_estimators", "max_iter", "max_depth", "max_leaf_nodes")
+DEARER_AS_THEY_SHRINK = ("min_samples_leaf",)
+UNBOUNDED = 1e6
+
+
+def cheapest_first(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Candidates in the order a budgeted search tries them: the smallest fits first (fewer
+    trees, iterations, levels or leaves, larger leaves), grid order among equals. The first
+    score comes soonest, and what the budget leaves out is the dearest."""
+    return sorted(candidates, key=fit_size)
+
+
+def fit_size(params: dict[str, Any]) -> float:
+    """A rough, comparable size of a candidate's fit from its size-bounding parameters."""
+    size = 1.0
+    for name, value in params.items():
+        short = name.rsplit("__", 1)[-1]
+        if short in DEARER_AS_THEY_GROW and (value is None or is_number(value)):
+            size *= UNBOUNDED if value is None else max(float(value), 1.0)
+        elif short in DEARER_AS_THEY_SHRINK and is_number(value):
+            size /= max(float(value), 1.0)
+    return size
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 class BudgetCut(Exception):
     """The watch ended the search's fits: the batch under way is not tried."""
 

@@ -27,7 +27,7 @@ from sklearn.model_selection import (
 from tasks.data.profile import DataProfile
 from tasks.data.split import fast_labels
 from tasks.errors import AllFamiliesFailed, ConfigError
-from tasks.model_selection.budget import SearchBudget
+from tasks.model_selection.budget import SearchBudget, cheapest_first
 from tasks.model_selection.parallel import ClusterStop
 from tasks.model_selection.pipeline import rebalancing_name
 from tasks.model_selection.prepared import (
@@ -246,10 +246,11 @@ def search_family(
         return search_whole_pipelines(
             family, pipeline, grid, X_train, y_train, scoring, folds, strategy, n_iter, n_jobs, seed
         )
+    candidates = search_candidates(grid, strategy, n_iter, seed)
     return search_prepared_folds(
         family,
         pipeline,
-        search_candidates(grid, strategy, n_iter, seed),
+        candidates if budget is None else cheapest_first(candidates),
         X_train,
         y_train,
         scoring=scoring,

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sklearn.model_selection import ParameterGrid
 
 from tasks.errors import ConfigError
-from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
+from tasks.model_selection.budget import (
+    SearchBudget,
+    by_expected_value_per_second,
+    cheapest_first,
+)
 from tasks.model_selection.parallel import end_worker_fits, start_worker_pool
 from tasks.model_selection.search import FamilyResult
 from tests.conftest import make_frame
@@ -63,6 +68,17 @@ def test_a_batch_holds_as_many_candidates_as_fit_at_the_last_batchs_pace() -> No
     assert budget.batch_size(most=2, last_batch=(1, 40.0), refit_seconds=0.0) == 1
     assert budget.batch_size(most=2, last_batch=(1, 20.0), refit_seconds=30.0) == 1
     assert budget.batch_size(most=2, last_batch=(2, 130.0), refit_seconds=0.0) == 0
+
+
+def test_a_budgeted_search_tries_the_smallest_fits_first() -> None:
+    forest = list(ParameterGrid({"model__max_depth": [None, 8], "model__min_samples_leaf": [1, 3]}))
+    linear = list(ParameterGrid({"model__C": [10.0, 0.1, 1.0]}))
+
+    ordered = cheapest_first(forest)
+
+    assert ordered[0] == {"model__max_depth": 8, "model__min_samples_leaf": 3}
+    assert ordered[-1] == {"model__max_depth": None, "model__min_samples_leaf": 1}
+    assert cheapest_first(linear) == linear  # nothing bounds a fit's size: the grid's order
 
 
 def test_a_family_that_starts_after_the_budget_is_spent_is_skipped_with_a_note() -> None:
