@@ -3,6 +3,7 @@ missing-values chart."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
-from tasks.run.plots import draw_cv_scores, write_search_and_data_plots
+from tasks.run.plots import draw_cv_scores, save_figure, write_search_and_data_plots
 
 CV_RESULTS = pd.DataFrame(
     {
@@ -43,3 +44,12 @@ def test_missing_values_chart_only_when_values_are_missing(tmp_path: Path) -> No
     assert set(plots) == {"cv_scores", "missing_values"}
     with Image.open(plots["cv_scores"]) as image:
         assert min(image.info["dpi"]) >= 149.9
+
+
+def test_an_emoji_the_font_lacks_is_drawn_without_a_warning(tmp_path: Path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = save_figure(tmp_path / "emoji.png", lambda ax: ax.set_title("x \U0001f551 when"))
+
+    assert Image.open(path).size[0] > 0
+    assert [str(w.message) for w in caught] == []
