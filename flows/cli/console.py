@@ -64,13 +64,16 @@ def prefect_session(
     quiet console and `preload` the command's modules (while a temporary server boots).
     Commands enter it only after their own checks, so a user's mistake is answered before any
     server starts."""
-    from flows.server import prefect_connection
+    from flows.server import heartbeats_left_to_end_alone, prefect_connection
 
     def warm_up() -> None:
         quiet_prefect_console(debug)
         preload()
 
-    with prefect_connection(temporary_ok=temporary_ok, then=warm_up) as connection:
+    with (
+        prefect_connection(temporary_ok=temporary_ok, then=warm_up) as connection,
+        heartbeats_left_to_end_alone(),
+    ):
         try:
             yield connection
         finally:
