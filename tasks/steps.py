@@ -25,12 +25,7 @@ from tasks.data.split import DataSplit, split_by_config, split_frame
 from tasks.data.split_columns import split_columns
 from tasks.data.validate import validate_frame
 from tasks.errors import ValidationFailed
-from tasks.evaluation.diagnostics import (
-    DataDiagnostics,
-    RunEvidence,
-    diagnose_data,
-    run_diagnostics,
-)
+from tasks.evaluation.diagnostics import RunEvidence, run_diagnostics
 from tasks.evaluation.evaluate import (
     pipeline_of,
     predict_test,
@@ -326,37 +321,11 @@ def explain_model(
     )
 
 
-@task(name="data-diagnostics", cache_policy=NO_CACHE, persist_result=False)
-def diagnose_split_data(
-    frame: pd.DataFrame,
-    split: DataSplit,
-    profile: DataProfile,
-    folds: Any,
-    split_settings: SplitConfig,
-    config: RunConfig,
-) -> DataDiagnostics | None:
-    """What the data alone can tell (a target in disguise, duplicates, a shift between training
-    and test rows, an ignored group or time column): no model needed, so it runs beside the
-    search."""
-    return diagnose_data(
-        frame,
-        split,
-        profile,
-        folds=folds,
-        split_settings=split_settings,
-        settings=config.diagnostics,
-        seed=config.seed,
-    )
-
-
 @task(name="diagnostics", cache_policy=NO_CACHE, persist_result=False)
-def diagnose_run(
-    evidence: RunEvidence, data: DataDiagnostics | None, config: RunConfig
-) -> list[dict[str, Any]]:
+def diagnose_run(evidence: RunEvidence, config: RunConfig) -> list[dict[str, Any]]:
     """Leakage and weak evidence a fold audit cannot see, as coded diagnostics."""
     return run_diagnostics(
         evidence,
-        data,
         scorer=build_scorer(evidence.metric, evidence.profile.positive_label),
         settings=config.diagnostics,
         seed=config.seed,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,6 @@ from tasks.evaluation.paired import metric_on_resamples, paired_difference
 from tasks.model_selection.search import FamilyResult
 
 SEVERITIES = ("info", "warn", "fail")
-T = TypeVar("T")
 # Numeric columns with more distinct values are cut into this many quantile bins.
 N_BINS = 20
 BASELINE_RESAMPLES = 200
@@ -157,30 +156,6 @@ def top_scores(scores: dict[str, float], n: int = TOP_COLUMNS) -> dict[str, floa
     return {column: rounded(score) for column, score in best}
 
 
-@dataclass(frozen=True)
-class ColumnScores:
-    """Each column's own cross-validated score (single_feature_scores) on `rows` rows."""
-
-    metric: str
-    scores: dict[str, float]
-    rows: int
-
-
-def own_column_scores(
-    X_train: pd.DataFrame,
-    y_train: pd.Series,
-    *,
-    task: str,
-    folds: BaseCrossValidator,
-    settings: DiagnosticsConfig,
-    seed: int,
-) -> ColumnScores:
-    """What target_proxy judges, on at most diagnostics.max_rows training rows."""
-    X, y = capped(X_train, y_train, settings.max_rows, seed)
-    metric, scores = single_feature_scores(X, y, task, folds)
-    return ColumnScores(metric, scores, len(X))
-
-
 def check_target_proxy(
     X_train: pd.DataFrame,
     y_train: pd.Series,
@@ -195,23 +170,8 @@ def check_target_proxy(
     """target_proxy: a single column whose own cross-validated score is near perfect (fail),
     or far above the best model's CV score on the same metric (warn: the model cannot use it
     as well as a lookup of its values can, which a disguised target explains)."""
-    columns = own_column_scores(
-        X_train, y_train, task=task, folds=folds, settings=settings, seed=seed
-    )
-    return judge_target_proxy(
-        columns, best_cv_score=best_cv_score, best_metric=best_metric, settings=settings
-    )
-
-
-def judge_target_proxy(
-    columns: ColumnScores,
-    *,
-    best_cv_score: float | None,
-    best_metric: str | None,
-    settings: DiagnosticsConfig,
-) -> dict[str, Any]:
-    """target_proxy from the columns' own scores and the best model's CV score."""
-    metric, scores = columns.metric, columns.scores
+    X, y = capped(X_train, y_train, settings.max_rows, seed)
+    metric, scores = single_feature_scores(X, y, task, folds)
     threshold = {
         "roc_auc": settings.proxy_auc,
         "balanced_accuracy": settings.proxy_balanced_accuracy,
@@ -221,7 +181,7 @@ def judge_target_proxy(
     evidence = {
         "metric": metric,
         "threshold": threshold,
-        "rows": columns.rows,
+        "rows": len(X),
         "best_model_cv_score": rounded(best_cv_score),
         "top_columns": top_scores(scores),
     }
@@ -705,7 +665,7 @@ def unused_split_columns(
     return records
 
 
-def guarded(code: str, check: Callable[[], T]) -> T | dict[str, Any]:
+def guarded(code: str, check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """A check that cannot be computed on this data is recorded as such; it never sinks a run."""
     try:
         return check()
@@ -714,48 +674,49 @@ def guarded(code: str, check: Callable[[], T]) -> T | dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class DataDiagnostics:
-    """The checks that need only the split data, no model: they run beside the search. The
-    columns' own scores wait for the best CV score to be judged (or say why they were not
-    computed)."""
+class RunEvidence:
+    """What a finished search leaves for the diagnostics to examine."""
 
-    column_scores: ColumnScores | dict[str, Any]
-    duplicates: dict[str, Any]
-    shift: dict[str, Any]
-    split_columns: list[dict[str, Any]]
+    frame: pd.DataFrame
+    split: DataSplit
+    profile: DataProfile
+    model: Any
+    best: FamilyResult
+    results: list[FamilyResult]
+    predictions: pd.DataFrame
+    test_metrics: dict[str, Any]
+    metric: str
+    folds: BaseCrossValidator
+    split_settings: SplitConfig
 
 
-def diagnose_data(
-    frame: pd.DataFrame,
-    split: DataSplit,
-    profile: DataProfile,
-    *,
-    folds: BaseCrossValidator,
-    split_settings: SplitConfig,
-    settings: DiagnosticsConfig,
-    seed: int,
-) -> DataDiagnostics | None:
-    """target_proxy's column scores, duplicates_across_split, train_test_shift and the split
-    columns a detected group or time column would have needed (None when diagnostics are off)."""
+def run_diagnostics(
+    evidence: RunEvidence, *, scorer: Any, settings: DiagnosticsConfig, seed: int
+) -> list[dict[str, Any]]:
+    """Every diagnostic of a supervised run, fails and warnings first."""
     if not settings.enabled:
-        return None
-    return DataDiagnostics(
-        column_scores=guarded(
+        return []
+    frame, split, profile, best = evidence.frame, evidence.split, evidence.profile, evidence.best
+    metric, folds = evidence.metric, evidence.folds
+    checks: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        (
             "target_proxy",
-            lambda: own_column_scores(
+            lambda: check_target_proxy(
                 split.X_train,
                 split.y_train,
                 task=profile.task,
                 folds=folds,
+                best_cv_score=best.best_score,
                 settings=settings,
                 seed=seed,
+                best_metric=metric,
             ),
         ),
-        duplicates=guarded(
+        (
             "duplicates_across_split",
             lambda: check_duplicates(split.X_train, split.X_test, settings),
         ),
-        shift=guarded(
+        (
             "train_test_shift",
             lambda: check_train_test_shift(
                 split.X_train,
@@ -766,46 +727,6 @@ def diagnose_data(
                 groups=split.groups,
             ),
         ),
-        split_columns=unused_split_columns(frame, split, split_settings, profile.target),
-    )
-
-
-@dataclass(frozen=True)
-class RunEvidence:
-    """What a finished search leaves for the diagnostics to examine."""
-
-    split: DataSplit
-    profile: DataProfile
-    model: Any
-    best: FamilyResult
-    results: list[FamilyResult]
-    predictions: pd.DataFrame
-    test_metrics: dict[str, Any]
-    metric: str
-
-
-def run_diagnostics(
-    evidence: RunEvidence,
-    data: DataDiagnostics | None,
-    *,
-    scorer: Any,
-    settings: DiagnosticsConfig,
-    seed: int,
-) -> list[dict[str, Any]]:
-    """Every diagnostic of a supervised run, fails and warnings first: the data's (diagnose_data)
-    and the model's."""
-    if data is None or not settings.enabled:
-        return []
-    split, profile, best, metric = evidence.split, evidence.profile, evidence.best, evidence.metric
-    columns = data.column_scores
-    proxy = (
-        columns
-        if isinstance(columns, dict)
-        else judge_target_proxy(
-            columns, best_cv_score=best.best_score, best_metric=metric, settings=settings
-        )
-    )
-    model_checks: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         (
             "beats_baseline",
             lambda: check_beats_baseline(
@@ -838,8 +759,7 @@ def run_diagnostics(
             ),
         ),
     ]
-    records = [proxy, data.duplicates, data.shift]
-    records += [guarded(code, check) for code, check in model_checks]
-    records += data.split_columns
+    records = [guarded(code, check) for code, check in checks]
+    records += unused_split_columns(frame, split, evidence.split_settings, profile.target)
     order = {"fail": 0, "warn": 1, "info": 2}
     return sorted(records, key=lambda record: order[record["severity"]])
