@@ -313,9 +313,9 @@ WRITE_STAGE_MODULES = ("skops.io", "matplotlib.figure", "matplotlib.backends.bac
 
 
 def import_in_background(modules: tuple[str, ...]) -> threading.Thread:
-    """Import modules in a daemon thread, so a later stage finds them loaded: started when the
-    search begins, while this process mostly waits for its CV workers. A stage that needs one
-    sooner waits on Python's import lock for it; one that fails here is raised again there."""
+    """Import modules in a daemon thread, so a later stage finds them loaded (the write stage's:
+    started once a search in the CV workers is done). A stage that needs one sooner waits on
+    Python's import lock for it; one that fails here is raised again there."""
 
     def load() -> None:
         for name in modules:

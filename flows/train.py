@@ -150,8 +150,6 @@ def search_all_families(
     cv_jobs = worker_processes(config, profile, families, folds, len(split.y_train))
     _, threads_per_family = parallel_plan(len(families), cv_jobs)
     preparations = FoldPreparations(cv_jobs, store_budget(split.X_train))
-    if cv_jobs > 1:  # this process waits for its workers: time to import the write stage's
-        import_in_background(WRITE_STAGE_MODULES)  # libraries (threads would fight the fits)
     budget = None
     order = families
     if config.search.time_budget is not None:
@@ -182,6 +180,10 @@ def search_all_families(
         for future in as_completed(list(futures.values())):
             progress.advance(future.result().family)
     preparations.release_data()  # the prepared matrices; the audit needs only the records
+    if cv_jobs > 1:  # the write stage's libraries load while the winner is refitted and
+        # evaluated (in the search their 35 MB added to its peak, the CV workers' and the
+        # prepared folds'); after a search in the task threads they would slow the evaluation
+        import_in_background(WRITE_STAGE_MODULES)
     return [futures[family].result() for family in families]
 
 

@@ -27,8 +27,8 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
 
 
 def test_the_training_flow_leaves_the_write_stage_libraries_to_the_write_stage() -> None:
-    """skops (about 1 s: it lists every scikit-learn estimator) and matplotlib load while the
-    search runs (flows/runtime.py: import_in_background), not before the run starts."""
+    """skops (about 1 s: it lists every scikit-learn estimator) and matplotlib load after the
+    search (flows/runtime.py: import_in_background), not before the run starts."""
     probe = (
         "import sys, flows.train; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'skops', 'matplotlib'}))"
