@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from tasks.config import DiagnosticsConfig, SplitConfig
 from tasks.data.profile import DataProfile
-from tasks.data.split import DataSplit, GroupFolds, sortable_times
+from tasks.data.split import DataSplit, GroupFolds, fast_labels, sortable_times
 from tasks.data.split_columns import likely_group_column, likely_time_column
 from tasks.evaluation.paired import metric_on_resamples, paired_difference
 from tasks.model_selection.search import FamilyResult
@@ -344,7 +344,8 @@ def dummy_predictions(
     if profile.task == "regression":
         regressor = DummyRegressor().fit(split.X_train, split.y_train)
         return pd.Series(regressor.predict(split.X_test)), None
-    classifier = DummyClassifier(strategy="prior").fit(split.X_train, split.y_train)
+    # Fixed-width labels: its np.unique over Python strings took 0.4 s at 800,000 rows.
+    classifier = DummyClassifier(strategy="prior").fit(split.X_train, fast_labels(split.y_train))
     probability = None
     if profile.positive_label is not None:
         column = list(classifier.classes_).index(profile.positive_label)
@@ -376,7 +377,9 @@ def check_beats_baseline(
     dummy_pred, dummy_probability = dummy_predictions(split, profile)
     if not regression:
         dummy_pred = dummy_pred.astype(str)
-    labels = [] if regression else sorted({*y_true, *y_pred, *dummy_pred}, key=str)
+    labels = (
+        [] if regression else sorted(pd.unique(pd.concat([y_true, y_pred, dummy_pred])), key=str)
+    )
     try:
         score_best, score_dummy = (
             metric_on_resamples(

@@ -50,19 +50,28 @@ def bootstrap_weight_blocks(
         yield (counts if codes is None else counts[:, codes]).astype(np.float32)
 
 
+def score_ranking(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows by score, descending (stable), and where each group of tied scores ends."""
+    order = np.argsort(-score, kind="mergesort")
+    sorted_score = score[order]
+    return order, np.r_[np.flatnonzero(np.diff(sorted_score)), len(score) - 1]
+
+
 def weighted_ranking_scores(
-    positive: np.ndarray, score: np.ndarray, weights: np.ndarray
+    positive: np.ndarray,
+    score: np.ndarray,
+    weights: np.ndarray,
+    ranking: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """ROC-AUC and average precision per row of weights (NaN when a class is absent).
 
     Rows sorted by score, descending; rows with tied scores form one threshold group. With tp and
     n the cumulative positive and total weight at each group's end:
     AP = sum(new positives x precision) / P; AUC = sum(new positives x negatives ranked below,
-    ties counted half) / (P x N): the same numbers as sklearn's curves."""
-    order = np.argsort(-score, kind="mergesort")
-    sorted_score = score[order]
+    ties counted half) / (P x N): the same numbers as sklearn's curves. `ranking`: the
+    score's score_ranking, when blocks of resamples score the same predictions."""
+    order, ends = ranking if ranking is not None else score_ranking(score)
     w = weights[:, order]
-    ends = np.r_[np.flatnonzero(np.diff(sorted_score)), len(score) - 1]
     tp = np.cumsum(w * positive[order], axis=1)[:, ends].astype(float)
     seen = np.cumsum(w, axis=1)[:, ends].astype(float)
     del w
@@ -153,7 +162,8 @@ def metric_on_resamples(
             raise ValueError(f"{metric} needs the positive class's probabilities.")
         positive = (y_true == positive_label).to_numpy()
         score = np.asarray(positive_score, dtype=float)
-        return lambda w: weighted_ranking_scores(positive, score, w)[metric]
+        ranking = score_ranking(score)  # sorted once, not per block of resamples
+        return lambda w: weighted_ranking_scores(positive, score, w, ranking)[metric]
     if metric not in LABEL_METRICS:
         raise ValueError(f"selection metric '{metric}' cannot be bootstrapped.")
     lookup = {label: k for k, label in enumerate(classes)}
