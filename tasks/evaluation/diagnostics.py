@@ -231,7 +231,7 @@ def check_duplicates(
 ) -> dict[str, Any]:
     """duplicates_across_split: test rows whose feature values equal a training row's."""
     train_hashes = row_hashes(X_train)
-    in_train = row_hashes(X_test).isin(set(train_hashes))
+    in_train = row_hashes(X_test).isin(train_hashes.to_numpy())  # a hash table, not a set
     count, share = int(in_train.sum()), float(in_train.mean()) if len(X_test) else 0.0
     # How much the table repeats itself: training rows equal to another training row.
     within_train = float(train_hashes.duplicated(keep=False).mean()) if len(X_train) else 0.0
