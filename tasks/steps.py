@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+from imblearn.pipeline import Pipeline
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -35,7 +36,7 @@ from tasks.evaluation.evaluate import (
     report_test_metrics,
 )
 from tasks.evaluation.explain import Explanations, explain
-from tasks.model_selection.audit import audit_leakage
+from tasks.model_selection.audit import FoldRefits, audit_leakage, fit_data_steps
 from tasks.model_selection.budget import SearchBudget
 from tasks.model_selection.encoding import layout_for, plan_encoding
 from tasks.model_selection.ensemble import search_ensemble
@@ -278,9 +279,11 @@ def audit_run(
     tuned: bool,
     shared_preparations: Any = None,
     n_jobs: int = 1,
+    fold_refits: FoldRefits | None = None,
 ) -> dict[str, Any]:
     """What every fitted step saw, per fold, per shared fold preparation and for the final refit;
-    computed, not assumed. The folds' refits run in n_jobs processes (the search's pool)."""
+    computed, not assumed. The folds' refits run in n_jobs processes (the search's pool), unless
+    `fold_refits` made them already (refit_audit_folds)."""
     return audit_leakage(
         pipeline_of(model),
         split.X_train,
@@ -292,7 +295,16 @@ def audit_run(
         times=split.times,
         shared_preparations=shared_preparations,
         n_jobs=n_jobs,
+        fold_refits=fold_refits,
     )
+
+
+@task(name="leakage-audit-folds", cache_policy=NO_CACHE, persist_result=False)
+def refit_audit_folds(model: Pipeline, split: DataSplit, folds: Any, n_jobs: int) -> FoldRefits:
+    """The audit's re-fits of a pipeline's data steps on each CV fold, one at a time in the
+    n_jobs processes: beside the winner's refit, more would raise the run's memory peak (1M
+    rows: two at once, +250 MB)."""
+    return fit_data_steps(model, split.X_train, split.y_train, folds, n_jobs, folds_at_once=1)
 
 
 @task(name="explain", cache_policy=NO_CACHE, persist_result=False)

@@ -120,27 +120,36 @@ def fold_record(
     }
 
 
-def fit_fold_data_steps(data_steps: Pipeline, X: pd.DataFrame, y: Any) -> Pipeline:
+def fit_fold_data_steps(
+    data_steps: Pipeline, X: pd.DataFrame, y: np.ndarray, train: np.ndarray
+) -> Pipeline:
+    """Fitted on the fold's training rows, taken here: the parent sends all rows once (joblib
+    shares their arrays), not a copy per fold."""
     stop_with_the_parent()
-    return clone(data_steps).fit(X, y)
+    return clone(data_steps).fit(X.iloc[train], y[train])
+
+
+FoldRefits = list[tuple[Pipeline, np.ndarray, np.ndarray]]
 
 
 def fit_data_steps(
-    final_model: Pipeline,
+    model: Pipeline,
     X_train: pd.DataFrame,
     y_train: pd.Series,
     folds: BaseCrossValidator,
     n_jobs: int = 1,
-) -> list[tuple[Pipeline, np.ndarray, np.ndarray]]:
-    """Each fold's data-learning steps (imputer, sampler, encoder and scaler) fitted on the same
-    folds the search used, the folds side by side in n_jobs processes (the search's pool). The
+    *,
+    folds_at_once: int | None = None,
+) -> FoldRefits:
+    """Each fold's data-learning steps (imputer, sampler, encoder and scaler) of `model` (fitted
+    or not: its steps are cloned) fitted on the same folds the search used, up to
+    `folds_at_once` (default n_jobs) side by side in n_jobs processes (the search's pool). The
     model step is not re-fitted: within a fit it learns from exactly the sampler's output, which
     the second audit step records (and the final refit shows directly)."""
     splits = list(folds.split(X_train, y_train))
     labels = fast_labels(y_train)
-    fitted = Parallel(n_jobs=n_jobs)(
-        delayed(fit_fold_data_steps)(final_model[:-1], X_train.iloc[train], labels[train])
-        for train, _ in splits
+    fitted = Parallel(n_jobs=n_jobs, pre_dispatch=folds_at_once or n_jobs, batch_size=1)(
+        delayed(fit_fold_data_steps)(model[:-1], X_train, labels, train) for train, _ in splits
     )
     return [
         (model, train, validation)
@@ -223,12 +232,14 @@ def audit_leakage(
     times: pd.Series | None = None,
     shared_preparations: list[Any] | None = None,
     n_jobs: int = 1,
+    fold_refits: FoldRefits | None = None,
 ) -> dict[str, Any]:
     """Re-fit the selected candidate's data steps per fold and report what every fitted step saw
     (and, for a split by groups or time, the groups shared and the time order per fold); with
     `shared_preparations` (tasks/model_selection/prepared.py records), also what each fold
-    preparation the search fitted once and shared across candidates saw. An ensemble is audited
-    member by member."""
+    preparation the search fitted once and shared across candidates saw. `fold_refits`: those
+    re-fits made already from this model's unfitted pipeline (fit_data_steps). An ensemble is
+    audited member by member."""
     if fitted_members(final_model):
         return audit_ensemble(
             final_model,
@@ -242,7 +253,7 @@ def audit_leakage(
             times=times,
             n_jobs=n_jobs,
         )
-    refits = fit_data_steps(final_model, X_train, y_train, folds, n_jobs)
+    refits = fold_refits or fit_data_steps(final_model, X_train, y_train, folds, n_jobs)
     splits = [(train, validation) for _, train, validation in refits]
     shared = [
         shared_preparation_record(record, splits, X_train, X_test.index)

@@ -6,16 +6,25 @@ from __future__ import annotations
 import gzip
 import os
 import sys
+from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
 
 import joblib
 import pandas as pd
 import psutil
+from imblearn.pipeline import Pipeline
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import VotingClassifier
 from sklearn.model_selection import KFold
 
 from flows.runtime import available_cores
-from flows.train import expected_worker_processes, worker_processes
+from flows.train import (
+    audit_refits_for,
+    expected_worker_processes,
+    start_audit_refits,
+    worker_processes,
+)
 from tasks.config import build_config
 from tasks.data.header import has_rows
 from tasks.model_selection.parallel import (
@@ -26,6 +35,7 @@ from tasks.model_selection.parallel import (
     surely_uses_pool,
 )
 from tasks.model_selection.pipeline import candidate_count, default_families
+from tasks.model_selection.search import FamilyResult
 
 
 def test_a_tiny_search_stays_in_threads_and_the_default_one_uses_the_cores() -> None:
@@ -135,3 +145,24 @@ def test_the_default_search_of_every_task_surely_uses_the_pool(tmp_path: Path) -
     small.write_text("x,y\n" + "1,0\n" * 50)
     assert surely_uses_pool(default_search=True, data=small)
     assert not surely_uses_pool(default_search=False, data=small)
+
+
+def test_the_audit_refits_start_early_only_in_the_pool_and_serve_only_their_family() -> None:
+    """Started beside the winner's refit (flows/train.py); an ensemble is audited member by
+    member later, and refits of a winner whose refit failed are not used for the next best."""
+    pipeline = Pipeline([("model", DummyClassifier())])
+    single = FamilyResult("logistic_regression", "completed", best_score=0.5, estimator=pipeline)
+    split, folds = SimpleNamespace(), KFold(3)
+    assert start_audit_refits([single], split, folds, n_jobs=1) is None
+    ensemble = FamilyResult(
+        "ensemble",
+        "completed",
+        best_score=0.9,
+        estimator=VotingClassifier([("a", pipeline)]),
+    )
+    assert start_audit_refits([single, ensemble], split, folds, n_jobs=2) is None
+    made: Future[list[str]] = Future()
+    made.set_result(["fold refits"])
+    assert audit_refits_for(single, ("logistic_regression", made)) == ["fold refits"]
+    assert audit_refits_for(single, ("hist_gradient_boosting", made)) is None
+    assert audit_refits_for(single, None) is None

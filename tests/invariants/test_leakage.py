@@ -3,11 +3,12 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 from tasks.config import ImputeConfig
 from tasks.data.profile import profile_frame
 from tasks.data.split import DataSplit, make_folds, split_frame
-from tasks.model_selection.audit import INPUT_AUDIT, audit_leakage
+from tasks.model_selection.audit import INPUT_AUDIT, audit_leakage, fit_data_steps
 from tasks.model_selection.pipeline import FAMILIES, build_param_grid, build_pipeline
 from tasks.model_selection.search import build_scorer, search_family
 from tests.conftest import make_frame
@@ -232,3 +233,19 @@ def test_the_audit_refits_its_folds_in_worker_processes_with_the_same_records() 
     )
     assert in_pool["no_leakage_found"]
     assert in_pool["cv_folds"] == in_process["cv_folds"]  # rows, fingerprints, class counts
+
+
+def test_fold_refits_made_before_the_final_fit_give_the_same_audit() -> None:
+    """The flow re-fits the folds from the winner's unfitted pipeline, one fold at a time in the
+    pool, while it refits the winner itself (flows/train.py: start_audit_refits)."""
+    split, result, (folds, _scorer) = sentinel_split("random_under")
+    early = fit_data_steps(
+        clone(result.estimator), split.X_train, split.y_train, folds, n_jobs=2, folds_at_once=1
+    )
+    audit = audit_leakage(
+        result.estimator, split.X_train, split.y_train, split.X_test, folds, fold_refits=early
+    )
+    assert audit["no_leakage_found"]
+    assert audit == audit_leakage(
+        result.estimator, split.X_train, split.y_train, split.X_test, folds
+    )
