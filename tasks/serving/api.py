@@ -101,7 +101,10 @@ def failure_details(failure: ValidationFailed) -> list[dict[str, Any]]:
 
 
 def short(value: Any) -> Any:
-    """A user's value as echoed in an error: at most MAX_ECHO characters of it."""
+    """A user's value as echoed in an error: at most MAX_ECHO characters of it; an infinite or
+    NaN number as text (JSON has no such numbers: echoed as is, they made the answer a 500)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
     if isinstance(value, int | float | bool) or value is None:
         return value
     text = value if isinstance(value, str) else repr(value)
