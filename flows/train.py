@@ -319,22 +319,24 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             folds=folds,
             split_settings=split_settings,
         )
-        audit = audit_run(
-            model,
-            split,
-            folds,
-            threshold is not None,
-            shared_preparations(results),
-            cv_jobs,
-            fold_refits=audit_refits_for(best, audit_refits),
-        )
-        importance_jobs = importance_processes(config, profile, families, folds, len(split.y_train))
-        if importance_jobs == 1:
-            release_worker_pool()  # the audit was the CV workers' last job: their memory goes now
-        # The diagnostics run in a task thread beside the importance, which mostly predicts
-        # without the GIL; BLAS's process-wide thread limit stays at one meanwhile.
+        # The diagnostics run in a task thread beside the audit and the importance, which mostly
+        # hash and predict without the GIL; BLAS's process-wide thread limit stays at one meanwhile.
         with threadpool_limits(limits=1):
             diagnosing = diagnose_run.submit(evidence, config)
+            audit = audit_run(
+                model,
+                split,
+                folds,
+                threshold is not None,
+                shared_preparations(results),
+                cv_jobs,
+                fold_refits=audit_refits_for(best, audit_refits),
+            )
+            importance_jobs = importance_processes(
+                config, profile, families, folds, len(split.y_train)
+            )
+            if importance_jobs == 1:
+                release_worker_pool()  # the audit was the CV workers' last job: they go now
             explanations = explain_model(
                 model, split, predictions, profile, scorer, config.seed, importance_jobs
             )
