@@ -13,6 +13,7 @@ from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
 from tasks.evaluation.drift import drift_scores
+from tasks.evaluation.metrics import fast_confusion_matrix
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -43,9 +44,8 @@ def save_figure(
 def draw_confusion_matrix(
     ax: Axes, y_true: pd.Series, y_pred: pd.Series, classes: list[str]
 ) -> None:
-    ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, labels=classes, ax=ax, colorbar=False, cmap="Blues"
-    )
+    matrix = fast_confusion_matrix(y_true, y_pred, classes)  # from_predictions: 0.6 s at 200k
+    ConfusionMatrixDisplay(matrix, display_labels=classes).plot(ax=ax, colorbar=False, cmap="Blues")
     ax.set_title("Confusion matrix (test set)")
 
 

@@ -10,8 +10,14 @@ from types import SimpleNamespace
 import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
+from sklearn.metrics import confusion_matrix
 
-from tasks.run.plots import draw_cv_scores, save_figure, write_search_and_data_plots
+from tasks.run.plots import (
+    draw_confusion_matrix,
+    draw_cv_scores,
+    save_figure,
+    write_search_and_data_plots,
+)
 
 CV_RESULTS = pd.DataFrame(
     {
@@ -53,3 +59,15 @@ def test_an_emoji_the_font_lacks_is_drawn_without_a_warning(tmp_path: Path) -> N
 
     assert Image.open(path).size[0] > 0
     assert [str(w.message) for w in caught] == []
+
+
+def test_the_confusion_matrix_shows_scikit_learns_counts_in_the_classes_order() -> None:
+    y_true = pd.Series(["no", "yes", "yes", "no", "no", "maybe"])
+    y_pred = pd.Series(["no", "no", "yes", "yes", "no", "no"])
+    classes = ["yes", "no", "maybe"]
+    ax = Figure().add_subplot()
+    draw_confusion_matrix(ax, y_true, y_pred, classes)
+    expected = confusion_matrix(y_true, y_pred, labels=classes)
+    assert (ax.images[0].get_array() == expected).all()
+    assert [t.get_text() for t in ax.get_xticklabels()] == classes
+    assert sorted(t.get_text() for t in ax.texts) == sorted(str(v) for v in expected.ravel())
