@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 from imblearn.over_sampling import SMOTENC, RandomOverSampler
+from sklearn.model_selection import train_test_split
 
 from tasks.config import ImputeConfig
 from tasks.data.profile import profile_frame
@@ -72,6 +73,18 @@ def test_split_is_stratified_seeded_and_disjoint(binary_frame: pd.DataFrame) -> 
     share = (first.y_test == "yes").mean()
     assert share == pytest.approx((binary_frame["label"] == "yes").mean(), abs=0.05)
     assert "label" not in first.X_train.columns
+
+
+def test_the_split_is_scikit_learns_stratified_on_the_labels_themselves() -> None:
+    """split_frame stratifies on integer codes of the labels (faster): the same rows."""
+    frame = make_frame(300, positive_share=0.3, seed=2)
+    frame["label"] = frame["label"].map({"yes": "zebra", "no": "ant"}).astype("string")
+    frame.loc[frame.index[::7], "label"] = "moth"
+    profile = profile_frame(frame, "label")
+    split = split_frame(frame, profile, 0.25, seed=5)
+    y = frame["label"].astype(object)
+    _, expected_test = train_test_split(frame.index, test_size=0.25, stratify=y, random_state=5)
+    assert split.X_test.index.equals(pd.Index(expected_test))
 
 
 def test_fewer_folds_when_a_class_is_smaller_than_the_folds() -> None:
