@@ -655,7 +655,8 @@ def unused_split_columns(
 ) -> list[dict[str, Any]]:
     """group_overlap / time_overlap for a detected group or time column the split ignores."""
     used = tuple(c for c in (settings.groups, settings.time, target) if c)
-    labelled = frame.loc[[*split.X_train.index, *split.X_test.index]]
+    rows = split.X_train.index.append(split.X_test.index)
+    labelled = frame if len(rows) == len(frame) else frame.loc[rows]  # every row has a label
     records = []
     if not settings.groups:
         group_column = likely_group_column(labelled, exclude=used)

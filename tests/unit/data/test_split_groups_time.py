@@ -25,6 +25,7 @@ from tasks.data.split_columns import (
     likely_group_column,
     likely_time_column,
     resolve_split_columns,
+    whole_numbers_or_labels,
 )
 from tasks.errors import ConfigError, DataError
 from tasks.steps import profile_data
@@ -265,3 +266,12 @@ def test_fast_labels_keep_the_classes_and_their_order() -> None:
     assert list(np.unique(labels)) == sorted(y.unique()) == list(np.unique(y.to_numpy()))
     assert list(labels) == list(y)
     assert fast_labels(pd.Series([1.5, 2.0])).dtype == float
+
+
+def test_whole_numbers_are_told_from_measurements_past_the_first_values() -> None:
+    whole = pd.Series(np.arange(3_000, dtype=float))
+    assert whole_numbers_or_labels(whole)
+    assert not whole_numbers_or_labels(whole.where(whole != 2_500, 2_500.5))  # past the peek
+    assert not whole_numbers_or_labels(whole.where(whole != 2_999, np.inf))
+    assert not whole_numbers_or_labels(whole / 7)
+    assert whole_numbers_or_labels(whole.where(whole % 2 == 0))  # gaps are not values
