@@ -88,7 +88,9 @@ def validate_frame(frame: pd.DataFrame, schema: pa.DataFrameSchema, source: str)
     ValidationFailed with every failure case (infinite values named as such)."""
     infinite = infinite_value_cases(frame)
     try:
-        validated = schema.validate(frame, lazy=True)
+        # A shallow copy coerced in place: copy-on-write leaves the loaded table as it was and
+        # copies only the columns coercion changes (pandera's own copy took them all).
+        validated = schema.validate(frame.copy(deep=False), lazy=True, inplace=True)
     except pandera.errors.SchemaErrors as errors:
         cases = name_column_checks(errors.failure_cases.reindex(columns=FAILURE_COLUMNS))
         cases = pd.concat([cases[~cases["failure_case"].map(is_unusable_number)], infinite])

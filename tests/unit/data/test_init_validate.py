@@ -10,6 +10,7 @@ from subprocess import CompletedProcess
 
 import numpy as np
 import pandas as pd
+import pandera.pandas as pa
 import pytest
 
 from flows.cli.main import main
@@ -218,3 +219,17 @@ def test_init_and_validate_through_the_real_command_line(
     assert far.returncode == 2
     assert "80 failing value(s) or check(s) in column(s) 'x1'" in " ".join(far.stderr.split())
     assert "Traceback" not in far.stderr
+
+
+def test_validation_coerces_its_own_frame_and_leaves_the_loaded_table_as_it_was() -> None:
+    """validate_frame coerces a shallow copy in place (copy-on-write): the loaded table, which
+    the drift reference is drawn from later, keeps its own values and types."""
+    loaded = pd.DataFrame({"n": [1, 2, 3], "x": [0.5, 1.5, 2.5], "s": ["a", "b", "a"]})
+    before = loaded.copy(deep=True)
+    schema = pa.DataFrameSchema(
+        {"n": pa.Column(float, coerce=True), "x": pa.Column(float), "s": pa.Column(str)}
+    )
+    validated = validate_frame(loaded, schema, "t.csv")
+    assert validated["n"].dtype == float
+    validated.loc[0, "x"] = 99.0
+    pd.testing.assert_frame_equal(loaded, before)
