@@ -293,6 +293,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             *(f"Model family '{name}' is skipped: {why}." for name, why in skipped.items()),
         ]
         blend = ensemble_wanted(config.search.ensemble, len(split.y_train))
+        return_freed_memory()  # what reading and validating freed, before the search's peak
         results = search_all_families(
             families, split, profile, config, selection.metric, folds, keep_out_of_fold=blend
         )

@@ -13,12 +13,13 @@ from types import SimpleNamespace
 import joblib
 import pandas as pd
 import psutil
+import pytest
 from imblearn.pipeline import Pipeline
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import VotingClassifier
 from sklearn.model_selection import KFold
 
-from flows.runtime import available_cores
+from flows.runtime import available_cores, return_freed_memory
 from flows.train import (
     audit_refits_for,
     expected_worker_processes,
@@ -166,3 +167,15 @@ def test_the_audit_refits_start_early_only_in_the_pool_and_serve_only_their_fami
     assert audit_refits_for(single, ("logistic_regression", made)) == ["fold refits"]
     assert audit_refits_for(single, ("hist_gradient_boosting", made)) is None
     assert audit_refits_for(single, None) is None
+
+
+def test_freed_memory_goes_back_from_pyarrows_pool_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the search the run hands back what reading and validating freed: glibc's arenas
+    and pyarrow's own pool, which keeps freed blocks for reuse (45 MB of a 100k-row read)."""
+    import pyarrow
+
+    released: list[str] = []
+    pool = SimpleNamespace(release_unused=lambda: released.append("pool"))
+    monkeypatch.setattr(pyarrow, "default_memory_pool", lambda: pool)
+    return_freed_memory()
+    assert released == ["pool"]
