@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
-# Rows x resamples scored at once: 8 MB per float32 array; the ranking scores hold about
-# fifteen such arrays (float64 among them) at a time, so a block costs about 200 MB at its peak.
+# Rows x resamples scored at once: 8 MB per float32 array; the label scores hold a few such
+# arrays at a time, the ranking scores only the weights and their transposed product.
 BLOCK_CELLS = 2_000_000
 RANKING_METRICS = ("roc_auc", "average_precision")
 LABEL_METRICS = ("accuracy", "balanced_accuracy", "f1", "f1_macro", "f1_micro")
@@ -45,40 +46,54 @@ def bootstrap_weight_blocks(
     n_units = n_rows if codes is None else int(codes.max()) + 1
     per_block = max(1, BLOCK_CELLS // max(n_rows, 1))
     for start in range(0, n_boot, per_block):
-        drawn = rng.integers(0, n_units, size=(min(per_block, n_boot - start), n_units))
-        counts = np.stack([np.bincount(row, minlength=n_units) for row in drawn])
+        size = min(per_block, n_boot - start)
+        drawn = rng.integers(0, n_units, size=(size, n_units))
+        drawn += np.arange(size)[:, None] * n_units  # resample k in its own range: one bincount
+        counts = np.bincount(drawn.ravel(), minlength=size * n_units).reshape(size, n_units)
         yield (counts if codes is None else counts[:, codes]).astype(np.float32)
 
 
-def score_ranking(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows by score, descending (stable), and where each group of tied scores ends."""
+def threshold_columns(positive: np.ndarray, score: np.ndarray) -> sparse.csr_array:
+    """Which sum each row joins, as a rows x (3 x G + 1) 0/1 matrix, G the number of threshold
+    groups (rows of tied score) that hold a positive row, ranked by descending score: for group g,
+    column 3g the rows ranked between group g - 1 and g, 3g + 1 its negative rows, 3g + 2 its
+    positive rows; column 3G the rows below the last. A group without a positive row moves
+    neither metric, so `weights @ columns` holds all the metrics need, in one pass over the rows."""
     order = np.argsort(-score, kind="mergesort")
-    sorted_score = score[order]
-    return order, np.r_[np.flatnonzero(np.diff(sorted_score)), len(score) - 1]
+    sorted_positive = positive[order]
+    group = np.r_[0, np.cumsum(np.diff(score[order]) != 0)] if len(score) else np.zeros(0, int)
+    has_positive = np.zeros(group[-1] + 1 if len(group) else 0, dtype=bool)
+    has_positive[group[sorted_positive]] = True
+    positive_groups_above = np.cumsum(has_positive) - has_positive
+    within = np.where(has_positive[group], np.where(sorted_positive, 2, 1), 0)
+    columns = np.empty(len(score), dtype=np.int64)
+    columns[order] = 3 * positive_groups_above[group] + within
+    shape = (len(score), 3 * int(has_positive.sum()) + 1)
+    return sparse.csr_array((np.ones(len(score)), columns, np.arange(len(score) + 1)), shape=shape)
 
 
 def weighted_ranking_scores(
     positive: np.ndarray,
     score: np.ndarray,
     weights: np.ndarray,
-    ranking: tuple[np.ndarray, np.ndarray] | None = None,
+    columns: sparse.csr_array | None = None,
 ) -> dict[str, np.ndarray]:
     """ROC-AUC and average precision per row of weights (NaN when a class is absent).
 
     Rows sorted by score, descending; rows with tied scores form one threshold group. With tp and
     n the cumulative positive and total weight at each group's end:
     AP = sum(new positives x precision) / P; AUC = sum(new positives x negatives ranked below,
-    ties counted half) / (P x N): the same numbers as sklearn's curves. `ranking`: the
-    score's score_ranking, when blocks of resamples score the same predictions."""
-    order, ends = ranking if ranking is not None else score_ranking(score)
-    w = weights[:, order]
-    tp = np.cumsum(w * positive[order], axis=1)[:, ends].astype(float)
-    seen = np.cumsum(w, axis=1)[:, ends].astype(float)
-    del w
+    ties counted half) / (P x N): the same numbers as sklearn's curves. Only groups with a
+    positive row add to either sum (threshold_columns). `columns`: the score's
+    threshold_columns, when blocks of resamples score the same predictions."""
+    columns = threshold_columns(positive, score) if columns is None else columns
+    sums = np.asarray((columns.T @ weights.T).T, dtype=float)  # one pass; float64 sums
+    cumulative = np.cumsum(sums, axis=1)
+    new_pos, new_neg, seen = sums[:, 2::3], sums[:, 1::3], cumulative[:, 2::3]
+    tp = np.cumsum(new_pos, axis=1)
     fp = seen - tp
-    n_pos, n_neg = tp[:, -1], fp[:, -1]
-    new_pos = np.diff(tp, axis=1, prepend=0.0)
-    new_neg = np.diff(fp, axis=1, prepend=0.0)
+    n_pos = new_pos.sum(axis=1)
+    n_neg = cumulative[:, -1] - n_pos
     precision = np.divide(tp, seen, out=np.zeros_like(tp), where=seen > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         average_precision = np.sum(new_pos * precision, axis=1) / n_pos
@@ -162,8 +177,8 @@ def metric_on_resamples(
             raise ValueError(f"{metric} needs the positive class's probabilities.")
         positive = (y_true == positive_label).to_numpy()
         score = np.asarray(positive_score, dtype=float)
-        ranking = score_ranking(score)  # sorted once, not per block of resamples
-        return lambda w: weighted_ranking_scores(positive, score, w, ranking)[metric]
+        columns = threshold_columns(positive, score)  # sorted once, not per block of resamples
+        return lambda w: weighted_ranking_scores(positive, score, w, columns)[metric]
     if metric not in LABEL_METRICS:
         raise ValueError(f"selection metric '{metric}' cannot be bootstrapped.")
     lookup = {label: k for k, label in enumerate(classes)}

@@ -54,6 +54,15 @@ def test_weighted_ranking_scores_equal_sklearn_on_the_resampled_rows(seed: int) 
         assert scores["average_precision"][b] == pytest.approx(average_precision_score(y, s))
 
 
+def test_weighted_ranking_scores_are_undefined_without_one_class() -> None:
+    score, weights = np.linspace(0, 1, 6), np.ones((2, 6))
+    negatives = weighted_ranking_scores(np.zeros(6, dtype=bool), score, weights)
+    assert np.isnan(negatives["roc_auc"]).all() and np.isnan(negatives["average_precision"]).all()
+    positives = weighted_ranking_scores(np.ones(6, dtype=bool), score, weights)
+    assert np.isnan(positives["roc_auc"]).all()
+    assert positives["average_precision"] == pytest.approx([1.0, 1.0])
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_weighted_label_scores_equal_sklearn_on_the_resampled_rows(seed: int) -> None:
     rng = np.random.default_rng(seed)
