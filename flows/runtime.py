@@ -312,8 +312,9 @@ def return_freed_memory() -> None:
         return
 
 
-# Imported only by a run's write stage (the model file, the plots): about 1.5 s of imports.
-WRITE_STAGE_MODULES = ("skops.io", "matplotlib.figure", "matplotlib.backends.backend_agg")
+# Imported only by a run's write stage (the plots): about 1 s of imports. The model file's
+# skops is imported by the CV worker that writes its bytes (flows/train.py, SkopsWork).
+WRITE_STAGE_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
 def import_in_background(modules: tuple[str, ...]) -> threading.Thread:

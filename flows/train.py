@@ -3,10 +3,13 @@ evaluate -> write run. Read it top to bottom; every step is a task over a plain 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from imblearn.pipeline import Pipeline
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
@@ -34,6 +37,7 @@ from tasks.data.header import has_rows
 from tasks.data.profile import profile_summary
 from tasks.data.split import DataSplit, folds_for_split
 from tasks.data.split_columns import resolve_split_columns, split_column_notes
+from tasks.errors import RegistryError
 from tasks.evaluation.diagnostics import RunEvidence
 from tasks.evaluation.drift import drift_table, reference_sample
 from tasks.model_selection.audit import FoldRefits
@@ -43,8 +47,11 @@ from tasks.model_selection.ensemble import ensemble_wanted
 from tasks.model_selection.hgb_binning import use_fast_weighted_binning
 from tasks.model_selection.parallel import (
     POOL_MIN_ROWS,
+    WorkerJob,
     end_worker_fits,
-    release_worker_pool,
+    local_pool_is_running,
+    release_worker_pool_after,
+    start_in_worker,
     uses_pool,
 )
 from tasks.model_selection.pipeline import candidate_count, choose_families, family_registry
@@ -64,10 +71,12 @@ from tasks.run.artifacts import (
     publish_run_summary,
     report_stage,
 )
+from tasks.run.model_io import model_file_bytes
 from tasks.run.outputs import RunWriter, TrainingOutputs, build_metrics, timed_summaries
 from tasks.run.report import drift_summary, leaderboard_rows, report_url, run_summary_markdown
 from tasks.run.rundir import StageClock
-from tasks.serving.registry import champion_answer, pending_decision
+from tasks.serving.champion import champion_answers
+from tasks.serving.registry import champion_answer, champion_run_id, pending_decision
 from tasks.steps import (
     audit_run,
     choose_schema,
@@ -237,6 +246,49 @@ def audit_refits_for(
     return refits if family == best.family else None
 
 
+@dataclass(frozen=True)
+class SkopsWork:
+    """The run's skops work, started in a CV worker beside the audit: its model file's bytes and
+    the champion's answers for the test rows. The main process then never imports skops (at 100k
+    rows its import took 0.5 s from the refit and the audit). Empty without a local pool: the
+    write stage and the champion decision make both in-process, as they always could."""
+
+    model_file: WorkerJob[bytes] | None = None
+    champion: str | None = None
+    champion_answers: WorkerJob[pd.DataFrame] | None = None
+
+    def jobs(self) -> list[WorkerJob[Any]]:
+        return [job for job in (self.model_file, self.champion_answers) if job is not None]
+
+    def answers(self, runs_dir: Path, X_test: pd.DataFrame) -> Callable[[str], pd.DataFrame]:
+        """The champion's answers by run id: the worker's for the champion it was started for."""
+        early = self.champion_answers
+
+        def answers_of(run_id: str) -> pd.DataFrame:
+            if early is not None and run_id == self.champion:
+                return early.result()
+            return champion_answers(runs_dir, run_id, X_test)
+
+        return answers_of
+
+
+def start_skops_work(model: Any, config: RunConfig, split: DataSplit, n_jobs: int) -> SkopsWork:
+    """SkopsWork in the search's pool of n_jobs processes, when it is still up."""
+    if n_jobs == 1 or not local_pool_is_running():
+        return SkopsWork()
+    model_file = start_in_worker(model_file_bytes, model, n_jobs=n_jobs)
+    try:
+        champion = champion_run_id(config.runs_dir, config.dataset_name)
+    except RegistryError:  # the champion decision says so itself
+        champion = None
+    if champion is None or not (config.runs_dir / champion).is_dir():
+        return SkopsWork(model_file)
+    answers = start_in_worker(
+        champion_answers, config.runs_dir, champion, split.X_test, n_jobs=n_jobs
+    )
+    return SkopsWork(model_file, champion, answers)
+
+
 def shared_preparations(results: list[FamilyResult]) -> list[PreparationRecord]:
     """Every fold preparation the families fitted, once each (families share them)."""
     unique = {(r.key, r.fold): r for result in results for r in result.preparations}
@@ -307,6 +359,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         report_stage("evaluate")
         model, threshold = finalise_model(best, split, profile, config, folds)
         predictions, test_metrics = evaluate_model(model, split, profile, threshold, config.seed)
+        skops_work = start_skops_work(model, config, split, cv_jobs)  # in a CV worker
         evidence = RunEvidence(
             frame=frame,
             split=split,
@@ -336,13 +389,13 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             importance_jobs = importance_processes(
                 config, profile, families, folds, len(split.y_train)
             )
-            if importance_jobs == 1:
-                release_worker_pool()  # the audit was the CV workers' last job: they go now
+            if importance_jobs == 1:  # the audit was the CV workers' last fit: they go now
+                release_worker_pool_after(skops_work.jobs())
             explanations = explain_model(
                 model, split, predictions, profile, scorer, config.seed, importance_jobs
             )
             clock.lap("evaluate")
-            release_worker_pool()  # the CV workers' last job was the importance above
+            release_worker_pool_after(skops_work.jobs())  # the importance was their last fit
             diagnostics = diagnosing.result()
         clock.lap("diagnostics")
         drift = measure_drift(config, table, split, profile)
@@ -362,7 +415,14 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         )
         # The champion decision depends on earlier runs, not on this run's inputs: it stays out
         # of metrics.json (byte-identical for the same data, config and seed).
-        champion = compare_with_champion(config, writer.run.run_id, metrics, predictions, split)
+        champion = compare_with_champion(
+            config,
+            writer.run.run_id,
+            metrics,
+            predictions,
+            split,
+            skops_work.answers(config.runs_dir, split.X_test),
+        )
         champion["drift_found"] = drift["drift_found"] if drift else None
         leaderboard = leaderboard_rows(timed_summaries(results))
         report_stage("write")
@@ -385,6 +445,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
                 [*profile.feature_columns, profile.target],
                 seed=config.seed,
             ),
+            model_file=skops_work.model_file.result() if skops_work.model_file else None,
         )
         final = writer.complete_training(outputs, clock)
     # The registry decides, under its lock; every report of the champion comes from its answer.

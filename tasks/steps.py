@@ -6,6 +6,7 @@ persistence (it would pickle them to disk). Tests call the plain functions these
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -366,9 +367,10 @@ def compare_with_champion(
     metrics: dict[str, Any],
     predictions: pd.DataFrame,
     split: DataSplit,
+    answers: Callable[[str], pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """Paired bootstrap against the dataset's champion on this run's test rows (by whole groups
-    under split.groups)."""
+    under split.groups); `answers`: the champion's, by run id, when a CV worker made them."""
     return judge_against_champion(
         config.runs_dir,
         config.dataset_name,
@@ -385,6 +387,7 @@ def compare_with_champion(
             "split_time": config.split.time,
         },
         groups=None if split.groups is None else split.groups.loc[split.X_test.index].to_numpy(),
+        answers=answers,
     )
 
 

@@ -17,16 +17,20 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import joblib
 from threadpoolctl import threadpool_limits
 
 from tasks.data.header import has_rows
+
+T = TypeVar("T")
 
 
 def dask_worker_address() -> str | None:
@@ -138,6 +142,75 @@ def release_worker_pool() -> None:
     executor = getattr(reusable_executor, "_executor", None)
     if executor is not None:
         executor.shutdown(wait=False)
+
+
+def local_pool_is_running() -> bool:
+    """Is joblib's reusable pool of local CV workers up (started by a search here and neither
+    released nor broken)? A job sent to a pool that is not would start one: seconds."""
+    from joblib.externals.loky import reusable_executor
+
+    flags = getattr(getattr(reusable_executor, "_executor", None), "_flags", None)
+    return flags is not None and not flags.shutdown and not flags.broken
+
+
+def call_recording_warnings(function: Callable[..., T], *args: Any) -> tuple[T, list[Any]]:
+    """function(*args) and the warnings it raised, which a worker would only print to stderr."""
+    with warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always")
+        value = function(*args)
+    return value, list(raised)
+
+
+@dataclass
+class WorkerJob(Generic[T]):
+    """One call running in a local CV worker; `result` waits for it, raises its error and
+    raises its warnings again here (once)."""
+
+    results: Iterator[tuple[T, list[Any]]]
+    outcome: tuple[T, list[Any]] | BaseException | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait(self) -> None:
+        with self.lock:  # the thread that releases the pool waits too
+            if self.outcome is None:
+                try:
+                    self.outcome = next(self.results)
+                except Exception as error:  # raised where the result is asked for
+                    self.outcome = error
+
+    def result(self) -> T:
+        self.wait()
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        assert self.outcome is not None
+        value, raised = self.outcome
+        self.outcome = (value, [])
+        for warning in raised:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+        return value
+
+
+def start_in_worker(function: Callable[..., T], *args: Any, n_jobs: int) -> WorkerJob[T]:
+    """function(*args) in one of the local CV workers, started now; the pool is the search's
+    (n_jobs processes: the same size, so joblib reuses it rather than starting another)."""
+    parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator")
+    return WorkerJob(parallel([joblib.delayed(call_recording_warnings)(function, *args)]))
+
+
+def release_worker_pool_after(jobs: list[WorkerJob[Any]]) -> None:
+    """release_worker_pool once these jobs are done, without waiting for them here."""
+    if not jobs:
+        release_worker_pool()
+        return
+
+    def release() -> None:
+        for job in jobs:
+            job.wait()
+        release_worker_pool()
+
+    threading.Thread(target=release, name="release-cv-pool", daemon=True).start()
 
 
 def leave_ctrl_c_to_the_main_process() -> None:

@@ -20,6 +20,8 @@ from imblearn.pipeline import Pipeline
 
 from tasks.data.read import file_sha256
 from tasks.errors import ModelIntegrityError, UntrustedModelError
+from tasks.evaluation.evaluate import pipeline_of
+from tasks.model_selection.audit import forget_training_rows
 from tasks.run.rundir import package_versions, to_jsonable
 from tasks.run.signing import check_card_signature, sign_card
 
@@ -86,13 +88,26 @@ def signed_card(card: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
     return sign_card(to_jsonable(card), runs_dir)
 
 
-def save_model(model: Any, path: Path) -> Path:
-    """The fitted pipeline as a skops file (no pickle)."""
+def save_model(model: Any, path: Path, content: bytes | None = None) -> Path:
+    """The fitted pipeline as a skops file (no pickle); `content`: its model_file_bytes, when a
+    CV worker made them already."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(skops_bytes(model) if content is None else content)
+    return path
+
+
+def skops_bytes(model: Any) -> bytes:
+    """What skops writes to a model file (skops.io.dump writes the same bytes)."""
     import skops.io as sio  # here: ~1 s to import, needed only once a run writes its model
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sio.dump(model, path)
-    return path
+    return sio.dumps(model)
+
+
+def model_file_bytes(model: Any) -> bytes:
+    """The model file of a training run: the fitted pipeline without the training row ids its
+    audit steps kept. In a CV worker, the worker's copy loses them; in-process, the model."""
+    forget_training_rows(pipeline_of(model))
+    return skops_bytes(model)
 
 
 def export_joblib(model: Any, path: Path) -> Path:

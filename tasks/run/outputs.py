@@ -27,11 +27,17 @@ from tasks.data.profile import DataProfile
 from tasks.data.split import DataSplit
 from tasks.data.validate import write_failure_cases
 from tasks.errors import StorageError, storage_error
-from tasks.evaluation.evaluate import pipeline_of, probability_columns
+from tasks.evaluation.evaluate import probability_columns
 from tasks.evaluation.explain import Explanations
-from tasks.model_selection.audit import forget_training_rows
 from tasks.model_selection.search import FamilyResult, SelectionChoice
-from tasks.run.model_io import MODEL_FILE_NAME, input_columns, model_card, save_model, signed_card
+from tasks.run.model_io import (
+    MODEL_FILE_NAME,
+    input_columns,
+    model_card,
+    model_file_bytes,
+    save_model,
+    signed_card,
+)
 from tasks.run.plots import (
     write_classification_plots,
     write_drift_plot,
@@ -171,6 +177,8 @@ class TrainingOutputs:
     drift: dict[str, Any] | None = None
     # This run's training rows (or a sample) that later runs measure their drift against.
     reference: pd.DataFrame | None = None
+    # The model file's bytes when a CV worker wrote them (model_file_bytes), else made here.
+    model_file: bytes | None = None
 
 
 def error_text(error: BaseException) -> str:
@@ -447,8 +455,8 @@ def write_training_files(run: RunDir, outputs: TrainingOutputs) -> dict[str, Pat
 def write_model(run: RunDir, outputs: TrainingOutputs) -> None:
     """models/best.skops without the training rows it saw, and its signed card models/best.json."""
     model, best, profile = outputs.model, outputs.best, outputs.profile
-    forget_training_rows(pipeline_of(model))
-    model_path = save_model(model, run.path("models", MODEL_FILE_NAME))
+    content = outputs.model_file if outputs.model_file is not None else model_file_bytes(model)
+    model_path = save_model(model, run.path("models", MODEL_FILE_NAME), content)
     card = model_card(
         model_path,
         run_id=run.run_id,

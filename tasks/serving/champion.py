@@ -10,6 +10,7 @@ whole block of resamples takes a few matrix operations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,13 @@ def split_note(champion_dir: Path, split_key: dict[str, Any]) -> str | None:
     )
 
 
+def champion_answers(runs_dir: Path, champion: str, X_test: pd.DataFrame) -> pd.DataFrame:
+    """The champion model's answers for the new run's test rows, once its file passed the checks
+    (signature, sha256, trusted types); a broken file raises ModelIntegrityError."""
+    model, card = load_checked_model(runs_dir / champion / "models" / MODEL_FILE_NAME, runs_dir)
+    return predict_with_card(model, card, X_test).reset_index(drop=True)
+
+
 def judge_against_champion(
     runs_dir: Path,
     dataset: str,
@@ -143,10 +151,12 @@ def judge_against_champion(
     split_key: dict[str, Any] | None = None,
     n_boot: int = N_BOOTSTRAP,
     groups: np.ndarray | None = None,
+    answers: Callable[[str], pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """The champion decision for a new run (applied to the registry by record_champion).
     split_key (data_sha256, seed, test_size) lets the decision say when the splits differ;
-    groups (of the test rows, under split.groups) make the bootstrap resample whole groups."""
+    groups (of the test rows, under split.groups) make the bootstrap resample whole groups;
+    answers: the champion's champion_answers for X_test by its run id, if made elsewhere."""
     metric = metrics["selection_metric"]
     decision: dict[str, Any] = {"dataset": dataset, "run_id": run_id, "metric": metric}
     try:
@@ -186,8 +196,9 @@ def judge_against_champion(
     y_true = predictions["y_true"].astype(kind).reset_index(drop=True)
     new_output = probability_columns(predictions).assign(y_pred=predictions["y_pred"].astype(kind))
     try:
-        model, card = load_checked_model(runs_dir / champion / "models" / MODEL_FILE_NAME, runs_dir)
-        champion_output = predict_with_card(model, card, X_test).reset_index(drop=True)
+        champion_output = (
+            answers(champion) if answers else champion_answers(runs_dir, champion, X_test)
+        )
         score_new = metric_function(metric, y_true, new_output, classes, positive)
         score_champion = metric_function(metric, y_true, champion_output, classes, positive)
     except (ModelIntegrityError, ValueError, KeyError) as error:

@@ -6,17 +6,21 @@ from __future__ import annotations
 import gzip
 import os
 import sys
+import time
+import warnings
 from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
 
 import joblib
+import numpy as np
 import pandas as pd
 import psutil
 import pytest
 from imblearn.pipeline import Pipeline
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import VotingClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
 from flows.runtime import available_cores, return_freed_memory
@@ -24,19 +28,25 @@ from flows.train import (
     audit_refits_for,
     expected_worker_processes,
     start_audit_refits,
+    start_skops_work,
     worker_processes,
 )
 from tasks.config import build_config
 from tasks.data.header import has_rows
+from tasks.model_selection.audit import INPUT_AUDIT, FitAudit
 from tasks.model_selection.parallel import (
     POOL_MIN_FITS,
     POOL_MIN_ROWS,
+    local_pool_is_running,
     release_worker_pool,
+    release_worker_pool_after,
+    start_in_worker,
     start_worker_pool,
     surely_uses_pool,
 )
 from tasks.model_selection.pipeline import candidate_count, default_families
 from tasks.model_selection.search import FamilyResult
+from tasks.run.model_io import load_skops, model_file_bytes, save_model
 
 
 def test_a_tiny_search_stays_in_threads_and_the_default_one_uses_the_cores() -> None:
@@ -133,6 +143,47 @@ def test_a_released_pool_ends_its_workers_and_a_later_search_starts_a_new_one() 
     assert again and not again & first and os.getpid() not in again
     release_worker_pool()
     release_worker_pool()  # nothing left to release: nothing happens
+
+
+def test_a_job_in_a_worker_gives_its_value_error_and_warnings_then_the_pool_goes() -> None:
+    start_worker_pool(2)
+    assert local_pool_is_running()
+    pid = start_in_worker(os.getpid, n_jobs=2)
+    failing = start_in_worker(int, "not a number", n_jobs=2)
+    warning = start_in_worker(warnings.warn, "careful", n_jobs=2)
+    worker = pid.result()
+    assert worker != os.getpid()
+    with pytest.raises(ValueError, match="not a number"):
+        failing.result()
+    with pytest.warns(UserWarning, match="careful"):
+        warning.result()
+    release_worker_pool_after([pid, failing, warning])
+    deadline = time.monotonic() + 20
+    while psutil.pid_exists(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not psutil.pid_exists(worker)
+    assert not local_pool_is_running()
+
+
+def test_the_model_file_made_in_a_worker_loads_as_the_model_without_its_row_ids(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    y = (X["a"] + rng.normal(scale=0.5, size=200) > 0).astype(int)
+    model = Pipeline([(INPUT_AUDIT, FitAudit()), ("model", LogisticRegression())]).fit(X, y)
+    content = start_in_worker(model_file_bytes, model, n_jobs=2).result()
+    release_worker_pool()
+    loaded = load_skops(save_model(model, tmp_path / "best.skops", content))
+    assert loaded.named_steps[INPUT_AUDIT].row_index_ is None
+    assert model.named_steps[INPUT_AUDIT].row_index_ is not None  # the audit still reads them
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_without_a_pool_the_skops_work_stays_in_the_main_process() -> None:
+    release_worker_pool()
+    work = start_skops_work(object(), SimpleNamespace(), SimpleNamespace(), n_jobs=2)  # type: ignore[arg-type]
+    assert work.jobs() == [] and start_skops_work(None, None, None, n_jobs=1).jobs() == []  # type: ignore[arg-type]
 
 
 def test_the_default_search_of_every_task_surely_uses_the_pool(tmp_path: Path) -> None:

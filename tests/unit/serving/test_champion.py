@@ -22,9 +22,10 @@ from tasks.data.read import read_table
 from tasks.data.validate import validate_frame
 from tasks.errors import RegistryError
 from tasks.evaluation.paired import weighted_label_scores, weighted_ranking_scores
+from tasks.model_selection.parallel import release_worker_pool, start_in_worker
 from tasks.run.model_io import load_checked_model
 from tasks.run.rundir import fail_run, start_run
-from tasks.serving.champion import judge_against_champion, paired_bootstrap
+from tasks.serving.champion import champion_answers, judge_against_champion, paired_bootstrap
 from tasks.serving.predict import predict_with_card, read_run_schema
 from tasks.serving.registry import (
     REGISTRY_FILE,
@@ -156,6 +157,44 @@ def test_a_clearly_worse_run_is_not_promoted(run_copy: TrainedRun) -> None:
     assert decision["champion_score"] == pytest.approx(selection_score(metrics))
     record_champion(run_copy.runs_dir, decision)
     assert champion_run_id(run_copy.runs_dir, DATASET) == run_copy.run_dir.name
+
+
+def test_champion_answers_made_in_a_cv_worker_decide_alike(run_copy: TrainedRun) -> None:
+    """The training flow has a CV worker load and run the champion (SkopsWork): the same
+    decision as in-process, and a damaged champion's error comes back from the worker."""
+    crown_copy(run_copy)
+    predictions, X_test = recorded_test_rows(run_copy)
+    metrics = json.loads((run_copy.run_dir / "metrics.json").read_text())
+    champion = run_copy.run_dir.name
+    job = start_in_worker(champion_answers, run_copy.runs_dir, champion, X_test, n_jobs=2)
+    made_here = judge_against_champion(
+        run_copy.runs_dir, DATASET, "tiny-next", metrics, predictions, X_test, seed=0
+    )
+    made_there = judge_against_champion(
+        run_copy.runs_dir,
+        DATASET,
+        "tiny-next",
+        metrics,
+        predictions,
+        X_test,
+        seed=0,
+        answers=lambda run: job.result(),
+    )
+    assert made_there == made_here and made_here["compared_with"] == champion
+    run_copy.model_path.write_bytes(run_copy.model_path.read_bytes()[:-10])
+    damaged = start_in_worker(champion_answers, run_copy.runs_dir, champion, X_test, n_jobs=2)
+    decision = judge_against_champion(
+        run_copy.runs_dir,
+        DATASET,
+        "tiny-next",
+        metrics,
+        predictions,
+        X_test,
+        seed=0,
+        answers=lambda run: damaged.result(),
+    )
+    assert decision["outcome"] == "not-comparable" and "sha256" in decision["reason"]
+    release_worker_pool()
 
 
 def test_a_damaged_champion_is_kept_and_a_vanished_one_replaced(run_copy: TrainedRun) -> None:
