@@ -48,6 +48,7 @@ from tasks.model_selection.hgb_binning import use_fast_weighted_binning
 from tasks.model_selection.parallel import (
     POOL_MIN_ROWS,
     WorkerJob,
+    count_physical_cores,
     end_worker_fits,
     local_pool_is_running,
     release_worker_pool_after,
@@ -306,6 +307,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
     the config the CLI already resolved from `params` (a deployment's run resolves it here)."""
     config = resolved or resolve_config(params or TrainParameters())
     use_fast_weighted_binning()  # class-weighted boosting fits, 10-20x faster, same models
+    count_physical_cores()  # before the data is loaded (lscpu)
     writer = RunWriter.begin(config, flow_run_id=current_flow_run_id())
     clock = StageClock()
     with (
