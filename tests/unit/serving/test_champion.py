@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -166,34 +167,28 @@ def test_champion_answers_made_in_a_cv_worker_decide_alike(run_copy: TrainedRun)
     predictions, X_test = recorded_test_rows(run_copy)
     metrics = json.loads((run_copy.run_dir / "metrics.json").read_text())
     champion = run_copy.run_dir.name
-    job = start_in_worker(champion_answers, run_copy.runs_dir, champion, X_test, n_jobs=2)
-    made_here = judge_against_champion(
-        run_copy.runs_dir, DATASET, "tiny-next", metrics, predictions, X_test, seed=0
-    )
-    made_there = judge_against_champion(
-        run_copy.runs_dir,
-        DATASET,
-        "tiny-next",
-        metrics,
-        predictions,
-        X_test,
-        seed=0,
-        answers=lambda run: job.result(),
-    )
-    assert made_there == made_here and made_here["compared_with"] == champion
+
+    def judged(answers: Any = None) -> dict[str, Any]:
+        return judge_against_champion(
+            run_copy.runs_dir,
+            DATASET,
+            "tiny-next",
+            metrics,
+            predictions,
+            X_test,
+            seed=0,
+            answers=answers,
+        )
+
+    def from_a_worker() -> Any:
+        job = start_in_worker(champion_answers, run_copy.runs_dir, champion, X_test, n_jobs=2)
+        return lambda run: job.result()
+
+    made_there = judged(from_a_worker())
+    assert made_there == judged() and made_there["compared_with"] == champion
     run_copy.model_path.write_bytes(run_copy.model_path.read_bytes()[:-10])
-    damaged = start_in_worker(champion_answers, run_copy.runs_dir, champion, X_test, n_jobs=2)
-    decision = judge_against_champion(
-        run_copy.runs_dir,
-        DATASET,
-        "tiny-next",
-        metrics,
-        predictions,
-        X_test,
-        seed=0,
-        answers=lambda run: damaged.result(),
-    )
-    assert decision["outcome"] == "not-comparable" and "sha256" in decision["reason"]
+    damaged = judged(from_a_worker())
+    assert damaged["outcome"] == "not-comparable" and "sha256" in damaged["reason"]
     release_worker_pool()
 
 
