@@ -25,6 +25,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --upgrade "pip>=24"
 	$(BIN)/pip install --quiet --requirement requirements.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation --editable .
+	$(BIN)/python -m compileall -q flows tasks schemas  # as pip does for an installed package
 	touch $(STAMP)
 
 # Debian's chromium for the browser tests (the UI and report pages are products).

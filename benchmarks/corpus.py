@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run import Measurement, base_env, measure, prefect_server
+from benchmarks.run import Measurement, base_env, compile_tabpipe, measure, prefect_server
 
 ROOT = Path(__file__).resolve().parents[1]
 # The targets of the corpus tables (from the corpus README) and of the bundled data.
@@ -306,6 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.corpus.is_dir():
         raise SystemExit(f"Corpus folder '{args.corpus}' does not exist.")
     results = []
+    compile_tabpipe()
     with tempfile.TemporaryDirectory(prefix="tabpipe-corpus-") as work, ExitStack() as stack:
         env = base_env(Path(work) / "prefect-home")
         env["PREFECT_SERVER_EPHEMERAL_ENABLED"] = "true"

@@ -13,7 +13,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -310,28 +309,6 @@ def return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         return
-
-
-# Imported only by a run's write stage (the plots): about 1 s of imports. The model file's
-# skops is imported by the CV worker that writes its bytes (flows/train.py, SkopsWork).
-WRITE_STAGE_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
-
-
-def import_in_background(modules: tuple[str, ...]) -> threading.Thread:
-    """Import modules in a daemon thread, so a later stage finds them loaded (the write stage's:
-    started once a search in the CV workers is done). A stage that needs one sooner waits on
-    Python's import lock for it; one that fails here is raised again there."""
-
-    def load() -> None:
-        for name in modules:
-            try:
-                import_module(name)
-            except Exception:  # the stage that needs it imports it again and says why
-                continue
-
-    thread = threading.Thread(target=load, name="import-write-stage", daemon=True)
-    thread.start()
-    return thread
 
 
 @contextmanager

@@ -4,8 +4,8 @@ evaluate -> write run. Read it top to bottom; every step is a task over a plain 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from contextlib import ExitStack, suppress
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +18,12 @@ from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
 from flows.runtime import (
-    WRITE_STAGE_MODULES,
     TrainParameters,
     available_cores,
     current_flow_run_id,
     data_facts,
     dataset_history,
     generate_run_name,
-    import_in_background,
     parallel_plan,
     resolve_config,
     return_freed_memory,
@@ -40,6 +38,7 @@ from tasks.data.split_columns import resolve_split_columns, split_column_notes
 from tasks.errors import RegistryError
 from tasks.evaluation.diagnostics import RunEvidence
 from tasks.evaluation.drift import drift_table, reference_sample
+from tasks.evaluation.explain import Explanations, explain
 from tasks.model_selection.audit import FoldRefits
 from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
 from tasks.model_selection.encoding import feasible_families, plan_encoding
@@ -72,11 +71,17 @@ from tasks.run.artifacts import (
     publish_run_summary,
     report_stage,
 )
-from tasks.run.model_io import model_file_bytes
-from tasks.run.outputs import RunWriter, TrainingOutputs, build_metrics, timed_summaries
+from tasks.run.outputs import (
+    RunWriter,
+    TrainingOutputs,
+    build_metrics,
+    cv_results_of,
+    timed_summaries,
+)
+from tasks.run.plots import prediction_plots, result_plots
 from tasks.run.report import drift_summary, leaderboard_rows, report_url, run_summary_markdown
 from tasks.run.rundir import StageClock
-from tasks.serving.champion import champion_answers
+from tasks.serving.champion import champion_answers, model_file_and_champion_answers
 from tasks.serving.registry import champion_answer, champion_run_id, pending_decision
 from tasks.steps import (
     audit_run,
@@ -85,6 +90,7 @@ from tasks.steps import (
     diagnose_run,
     evaluate_model,
     explain_model,
+    explanation_inputs,
     finalise_model,
     load_data,
     measure_drift,
@@ -199,10 +205,6 @@ def search_all_families(
         for future in as_completed(list(futures.values())):
             progress.advance(future.result().family)
     preparations.release_data()  # the prepared matrices; the audit needs only the records
-    if cv_jobs > 1:  # the write stage's libraries load while the winner is refitted and
-        # evaluated (in the search their 35 MB added to its peak, the CV workers' and the
-        # prepared folds'); after a search in the task threads they would slow the evaluation
-        import_in_background(WRITE_STAGE_MODULES)
     return [futures[family].result() for family in families]
 
 
@@ -248,46 +250,108 @@ def audit_refits_for(
 
 
 @dataclass(frozen=True)
-class SkopsWork:
-    """The run's skops work, started in a CV worker beside the audit: its model file's bytes and
-    the champion's answers for the test rows. The main process then never imports skops (at 100k
-    rows its import took 0.5 s from the refit and the audit). Empty without a local pool: the
-    write stage and the champion decision make both in-process, as they always could."""
+class WorkerWork:
+    """The run's work after its evaluation that the search's CV workers, idle after the audit's
+    fold refits, do beside the audit and the diagnostics: the permutation importance (large
+    data), the plots of the test predictions, and the skops work (the model file's bytes, the
+    champion's answers for the test rows). At 100k rows these were 3 s of the main process's CPU
+    after the search. Empty without a local pool: each is made in-process, where it always
+    could be."""
 
-    model_file: WorkerJob[bytes] | None = None
+    explanations: WorkerJob[Explanations] | None = None
+    prediction_plots: WorkerJob[dict[str, bytes]] | None = None
+    skops: WorkerJob[tuple[bytes, pd.DataFrame | Exception | None]] | None = None
     champion: str | None = None
-    champion_answers: WorkerJob[pd.DataFrame] | None = None
+    result_plots: WorkerJob[dict[str, bytes]] | None = None
 
     def jobs(self) -> list[WorkerJob[Any]]:
-        return [job for job in (self.model_file, self.champion_answers) if job is not None]
+        started = (self.explanations, self.prediction_plots, self.skops, self.result_plots)
+        return [job for job in started if job is not None]
+
+    def with_result_plots(
+        self, explanations: Explanations, drift: dict[str, Any] | None, n_jobs: int
+    ) -> WorkerWork:
+        """The importance and drift plots in a worker too, when the others are drawn in one."""
+        if self.prediction_plots is None:
+            return self
+        job = start_in_worker(result_plots, explanations.importance, drift, n_jobs=n_jobs)
+        return replace(self, result_plots=job)
+
+    def plots(self) -> dict[str, bytes] | None:
+        """Every plot, when the workers drew them (else the writer draws them)."""
+        if self.prediction_plots is None or self.result_plots is None:
+            return None
+        return {**self.prediction_plots.result(), **self.result_plots.result()}
+
+    def model_file(self) -> bytes | None:
+        return self.skops.result()[0] if self.skops is not None else None
 
     def answers(self, runs_dir: Path, X_test: pd.DataFrame) -> Callable[[str], pd.DataFrame]:
         """The champion's answers by run id: the worker's for the champion it was started for."""
-        early = self.champion_answers
 
         def answers_of(run_id: str) -> pd.DataFrame:
-            if early is not None and run_id == self.champion:
-                return early.result()
-            return champion_answers(runs_dir, run_id, X_test)
+            if self.skops is None or run_id != self.champion:
+                return champion_answers(runs_dir, run_id, X_test)
+            answers = self.skops.result()[1]
+            if isinstance(answers, Exception):
+                raise answers
+            assert answers is not None  # a champion was given
+            return answers
 
         return answers_of
 
 
-def start_skops_work(model: Any, config: RunConfig, split: DataSplit, n_jobs: int) -> SkopsWork:
-    """SkopsWork in the search's pool of n_jobs processes, when it is still up."""
+def start_worker_work(
+    model: Any,
+    *,
+    config: RunConfig,
+    split: DataSplit,
+    profile: Any,
+    predictions: pd.DataFrame,
+    results: list[FamilyResult],
+    metric: str,
+    scorer: Any,
+    n_jobs: int,
+    importance_jobs: int,
+) -> WorkerWork:
+    """WorkerWork in the search's pool of n_jobs processes, when it is still up, in the order the
+    run needs the results. The importance goes to a worker only when it would run in one process
+    anyway."""
     if n_jobs == 1 or not local_pool_is_running():
-        return SkopsWork()
-    model_file = start_in_worker(model_file_bytes, model, n_jobs=n_jobs)
-    try:
+        return WorkerWork()
+    explanations = None
+    if importance_jobs == 1:
+        explanations = start_in_worker(
+            explain,
+            model,
+            **explanation_inputs(split, predictions, profile),
+            scoring=scorer,
+            seed=config.seed,
+            n_jobs=n_jobs,
+        )
+    champion = None
+    with suppress(RegistryError):  # the champion decision says so itself
         champion = champion_run_id(config.runs_dir, config.dataset_name)
-    except RegistryError:  # the champion decision says so itself
-        champion = None
-    if champion is None or not (config.runs_dir / champion).is_dir():
-        return SkopsWork(model_file)
-    answers = start_in_worker(
-        champion_answers, config.runs_dir, champion, split.X_test, n_jobs=n_jobs
+    if champion is not None and not (config.runs_dir / champion).is_dir():
+        champion = None  # the champion decision says what is missing
+    skops = start_in_worker(
+        model_file_and_champion_answers,
+        model,
+        config.runs_dir,
+        champion,
+        split.X_test,
+        n_jobs=n_jobs,
     )
-    return SkopsWork(model_file, champion, answers)
+    plots = start_in_worker(
+        prediction_plots,
+        predictions=predictions,
+        profile=profile,
+        y_train=split.y_train,
+        cv_results=cv_results_of(results),
+        metric=metric,
+        n_jobs=n_jobs,
+    )
+    return WorkerWork(explanations, plots, skops, champion)
 
 
 def shared_preparations(results: list[FamilyResult]) -> list[PreparationRecord]:
@@ -361,7 +425,19 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         report_stage("evaluate")
         model, threshold = finalise_model(best, split, profile, config, folds)
         predictions, test_metrics = evaluate_model(model, split, profile, threshold, config.seed)
-        skops_work = start_skops_work(model, config, split, cv_jobs)  # in a CV worker
+        importance_jobs = importance_processes(config, profile, families, folds, len(split.y_train))
+        worker_work = start_worker_work(
+            model,
+            config=config,
+            split=split,
+            profile=profile,
+            predictions=predictions,
+            results=results,
+            metric=selection.metric,
+            scorer=scorer,
+            n_jobs=cv_jobs,
+            importance_jobs=importance_jobs,
+        )
         evidence = RunEvidence(
             frame=frame,
             split=split,
@@ -375,8 +451,8 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             folds=folds,
             split_settings=split_settings,
         )
-        # The diagnostics run in a task thread beside the audit and the importance, which mostly
-        # hash and predict without the GIL; BLAS's process-wide thread limit stays at one meanwhile.
+        # The diagnostics run in a task thread beside the audit, which mostly hashes without the
+        # GIL; BLAS's process-wide thread limit stays at one meanwhile.
         with threadpool_limits(limits=1):
             diagnosing = diagnose_run.submit(evidence, config)
             audit = audit_run(
@@ -388,19 +464,22 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
                 cv_jobs,
                 fold_refits=audit_refits_for(best, audit_refits),
             )
-            importance_jobs = importance_processes(
-                config, profile, families, folds, len(split.y_train)
-            )
-            if importance_jobs == 1:  # the audit was the CV workers' last fit: they go now
-                release_worker_pool_after(skops_work.jobs())
             explanations = explain_model(
-                model, split, predictions, profile, scorer, config.seed, importance_jobs
+                model,
+                split,
+                predictions,
+                profile,
+                scorer,
+                config.seed,
+                importance_jobs,
+                started=worker_work.explanations.result if worker_work.explanations else None,
             )
             clock.lap("evaluate")
-            release_worker_pool_after(skops_work.jobs())  # the importance was their last fit
             diagnostics = diagnosing.result()
         clock.lap("diagnostics")
         drift = measure_drift(config, table, split, profile)
+        worker_work = worker_work.with_result_plots(explanations, drift, cv_jobs)
+        release_worker_pool_after(worker_work.jobs())  # the CV workers' last jobs
         metrics = build_metrics(
             dataset=config.dataset_name,
             profile=profile,
@@ -423,7 +502,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             metrics,
             predictions,
             split,
-            skops_work.answers(config.runs_dir, split.X_test),
+            worker_work.answers(config.runs_dir, split.X_test),
         )
         champion["drift_found"] = drift["drift_found"] if drift else None
         leaderboard = leaderboard_rows(timed_summaries(results))
@@ -447,7 +526,8 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
                 [*profile.feature_columns, profile.target],
                 seed=config.seed,
             ),
-            model_file=skops_work.model_file.result() if skops_work.model_file else None,
+            model_file=worker_work.model_file(),
+            plots=worker_work.plots(),
         )
         final = writer.complete_training(outputs, clock)
     # The registry decides, under its lock; every report of the champion comes from its answer.

@@ -317,21 +317,34 @@ def explain_model(
     scoring: Any,
     seed: int,
     n_jobs: int = 1,
+    started: Callable[[], Explanations] | None = None,
 ) -> Explanations:
-    """Calibration (Brier score) and permutation importance of the raw columns."""
+    """Calibration (Brier score) and permutation importance of the raw columns; `started`: their
+    result, when a CV worker computes them."""
+    if started is not None:
+        return started()
     return explain(
         model,
-        X_test=split.X_test,
-        y_test=split.y_test,
-        probabilities=probability_columns(predictions)
-        if profile.task != "regression"
-        else pd.DataFrame(),
-        classes=profile.classes,
-        positive_label=profile.positive_label,
+        **explanation_inputs(split, predictions, profile),
         scoring=scoring,
         seed=seed,
         n_jobs=n_jobs,
     )
+
+
+def explanation_inputs(
+    split: DataSplit, predictions: pd.DataFrame, profile: DataProfile
+) -> dict[str, Any]:
+    """explain's test rows and answers (a CV worker is sent these, not the whole split)."""
+    return {
+        "X_test": split.X_test,
+        "y_test": split.y_test,
+        "probabilities": probability_columns(predictions)
+        if profile.task != "regression"
+        else pd.DataFrame(),
+        "classes": profile.classes,
+        "positive_label": profile.positive_label,
+    }
 
 
 @task(name="diagnostics", cache_policy=NO_CACHE, persist_result=False)

@@ -9,6 +9,7 @@ whether any validation or test row reached a fit: nothing here is assumed from t
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -91,9 +92,31 @@ def step_record(audit: FitAudit) -> dict[str, Any]:
     return {"rows": audit.n_rows_, "fingerprint": audit.fingerprint_}
 
 
+@dataclass(frozen=True)
+class TrainFold:
+    """One CV fold's training rows as the audit compares fits with them: computed once per fold,
+    for the fold's refit and every shared preparation fitted on it (hashing the rows was a third
+    of the audit's time when each record did it again)."""
+
+    rows: pd.Index  # sorted
+    fingerprint: str
+
+    @classmethod
+    def of(cls, X_train: pd.DataFrame, train: np.ndarray) -> TrainFold:
+        fold = X_train.iloc[train]
+        return cls(fold.index.sort_values(), rows_fingerprint(fold))
+
+    def summary(self) -> dict[str, Any]:
+        return {"rows": len(self.rows), "fingerprint": self.fingerprint}
+
+    def equals(self, fit_rows: np.ndarray | None) -> bool:
+        """Did a fit see exactly these rows (False when its rows are unknown)?"""
+        return fit_rows is not None and bool(pd.Index(fit_rows).sort_values().equals(self.rows))
+
+
 def fold_record(
     model: Pipeline,
-    X_train_fold: pd.DataFrame,
+    train_fold: TrainFold,
     validation_rows: pd.Index,
     test_rows: pd.Index,
     y_validation: pd.Series,
@@ -101,8 +124,6 @@ def fold_record(
     """What each fitted step of one fold's pipeline saw, and the overlaps that would be leakage."""
     seen = model.named_steps[INPUT_AUDIT]
     resampled = model.named_steps[RESAMPLED_AUDIT]
-    seen_rows = pd.Index(seen.row_index_)
-    train_rows = X_train_fold.index
     return {
         "fitted_steps": {
             "imputer": step_record(seen),
@@ -110,8 +131,8 @@ def fold_record(
             "encoder_and_scaler": step_record(resampled),
             "model": step_record(resampled),
         },
-        "train_fold": {"rows": len(train_rows), "fingerprint": rows_fingerprint(X_train_fold)},
-        "fit_rows_equal_train_fold": bool(seen_rows.sort_values().equals(train_rows.sort_values())),
+        "train_fold": train_fold.summary(),
+        "fit_rows_equal_train_fold": train_fold.equals(seen.row_index_),
         "class_counts_before_resampling": seen.class_counts_,
         "class_counts_after_resampling": resampled.class_counts_,
         "validation_class_counts": label_counts(y_validation),
@@ -200,22 +221,15 @@ def split_checks_pass(records: list[dict[str, Any]]) -> bool:
 
 
 def shared_preparation_record(
-    record: Any,
-    splits: list[tuple[np.ndarray, np.ndarray]],
-    X_train: pd.DataFrame,
-    test_rows: pd.Index,
+    record: Any, train_fold: TrainFold, validation_rows: pd.Index, test_rows: pd.Index
 ) -> dict[str, Any]:
     """A preparation the search fitted once on a fold and reused for many candidates: the rows
     its fit saw, compared with that fold's training rows, its validation rows and the test rows."""
-    train, validation = splits[record.fold]
-    train_fold = X_train.iloc[train]
-    seen = None if record.row_index is None else pd.Index(record.row_index)
     return {
         **record.summary(),
-        "train_fold": {"rows": len(train), "fingerprint": rows_fingerprint(train_fold)},
-        "fit_rows_equal_train_fold": seen is not None
-        and bool(seen.sort_values().equals(train_fold.index.sort_values())),
-        "validation_rows_in_fit": overlap(record.row_index, X_train.index[validation]),
+        "train_fold": train_fold.summary(),
+        "fit_rows_equal_train_fold": train_fold.equals(record.row_index),
+        "validation_rows_in_fit": overlap(record.row_index, validation_rows),
         "test_rows_in_fit": overlap(record.row_index, test_rows),
     }
 
@@ -254,24 +268,23 @@ def audit_leakage(
             n_jobs=n_jobs,
         )
     refits = fold_refits or fit_data_steps(final_model, X_train, y_train, folds, n_jobs)
-    splits = [(train, validation) for _, train, validation in refits]
+    test_rows = X_test.index
+    train_folds = [TrainFold.of(X_train, train) for _, train, _ in refits]
+    validation_rows = [X_train.index[validation] for _, _, validation in refits]
     shared = [
-        shared_preparation_record(record, splits, X_train, X_test.index)
+        shared_preparation_record(
+            record, train_folds[record.fold], validation_rows[record.fold], test_rows
+        )
         for record in shared_preparations or []
     ]
-    test_rows = X_test.index
     folds_report = [
         {
-            **fold_record(
-                model,
-                X_train.iloc[train],
-                X_train.index[validation],
-                test_rows,
-                y_train.iloc[validation],
-            ),
-            **split_checks(groups, times, X_train.index[train], X_train.index[validation]),
+            **fold_record(model, fold, validation_rows[i], test_rows, y_train.iloc[validation]),
+            **split_checks(groups, times, X_train.index[train], validation_rows[i]),
         }
-        for model, train, validation in refits
+        for i, ((model, train, validation), fold) in enumerate(
+            zip(refits, train_folds, strict=True)
+        )
     ]
     final_seen = final_model.named_steps[INPUT_AUDIT]
     final = {
@@ -346,8 +359,14 @@ def audit_ensemble(
         for name, member in fitted_members(final_model)
     }
     splits = list(folds.split(X_train, y_train))
+    train_folds = [TrainFold.of(X_train, train) for train, _ in splits]
     shared = [
-        shared_preparation_record(record, splits, X_train, X_test.index)
+        shared_preparation_record(
+            record,
+            train_folds[record.fold],
+            X_train.index[splits[record.fold][1]],
+            X_test.index,
+        )
         for record in shared_preparations or []
     ]
     first = next(iter(members.values()))

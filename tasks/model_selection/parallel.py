@@ -163,11 +163,14 @@ def local_pool_is_running() -> bool:
     return flags is not None and not flags.shutdown and not flags.broken
 
 
-def call_recording_warnings(function: Callable[..., T], *args: Any) -> tuple[T, list[Any]]:
-    """function(*args) and the warnings it raised, which a worker would only print to stderr."""
+def call_recording_warnings(
+    function: Callable[..., T], *args: Any, **kwargs: Any
+) -> tuple[T, list[Any]]:
+    """function(*args, **kwargs) and the warnings it raised, which a worker would only print to
+    stderr."""
     with warnings.catch_warnings(record=True) as raised:
         warnings.simplefilter("always")
-        value = function(*args)
+        value = function(*args, **kwargs)
     return value, list(raised)
 
 
@@ -202,11 +205,14 @@ class WorkerJob(Generic[T]):
         return value
 
 
-def start_in_worker(function: Callable[..., T], *args: Any, n_jobs: int) -> WorkerJob[T]:
-    """function(*args) in one of the local CV workers, started now; the pool is the search's
-    (n_jobs processes: the same size, so joblib reuses it rather than starting another)."""
+def start_in_worker(
+    function: Callable[..., T], *args: Any, n_jobs: int, **kwargs: Any
+) -> WorkerJob[T]:
+    """function(*args, **kwargs) in one of the local CV workers, started now; the pool is the
+    search's (n_jobs processes: the same size, so joblib reuses it rather than starting another)."""
     parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator")
-    return WorkerJob(parallel([joblib.delayed(call_recording_warnings)(function, *args)]))
+    call = joblib.delayed(call_recording_warnings)(function, *args, **kwargs)
+    return WorkerJob(parallel([call]))
 
 
 def release_worker_pool_after(jobs: list[WorkerJob[Any]]) -> None:

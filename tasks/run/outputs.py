@@ -27,7 +27,6 @@ from tasks.data.profile import DataProfile
 from tasks.data.split import DataSplit
 from tasks.data.validate import write_failure_cases
 from tasks.errors import StorageError, storage_error
-from tasks.evaluation.evaluate import probability_columns
 from tasks.evaluation.explain import Explanations
 from tasks.model_selection.search import FamilyResult, SelectionChoice
 from tasks.run.model_io import (
@@ -38,12 +37,7 @@ from tasks.run.model_io import (
     save_model,
     signed_card,
 )
-from tasks.run.plots import (
-    write_classification_plots,
-    write_drift_plot,
-    write_explanation_plots,
-    write_regression_plots,
-)
+from tasks.run.plots import prediction_plots, result_plots
 from tasks.run.report import champion_html, cv_results_frame, report_html
 from tasks.run.rundir import (
     REFERENCE_FILE_NAME,
@@ -92,6 +86,11 @@ def regression_facts(profile: DataProfile) -> dict[str, Any]:
         "target_summary": profile.target_summary,
         "dropped_target_rows": profile.dropped_target_rows,
     }
+
+
+def cv_results_of(results: list[FamilyResult]) -> pd.DataFrame:
+    """cv_results.csv: one row per candidate of every family."""
+    return cv_results_frame([{**family_summary(r), "candidates": r.candidates} for r in results])
 
 
 def build_metrics(
@@ -179,6 +178,8 @@ class TrainingOutputs:
     reference: pd.DataFrame | None = None
     # The model file's bytes when a CV worker wrote them (model_file_bytes), else made here.
     model_file: bytes | None = None
+    # Every plot (prediction_plots, result_plots) when CV workers drew them, else drawn here.
+    plots: dict[str, bytes] | None = None
 
 
 def error_text(error: BaseException) -> str:
@@ -406,50 +407,36 @@ def write_training_files(run: RunDir, outputs: TrainingOutputs) -> dict[str, Pat
     write_json(run.path("leakage_audit.json"), outputs.audit)
     if outputs.drift is not None:
         write_json(run.path("drift.json"), outputs.drift)
-    families = [{**family_summary(r), "candidates": r.candidates} for r in outputs.results]
-    cv_results = cv_results_frame(families)
+    cv_results = cv_results_of(outputs.results)
     cv_results.to_csv(run.path("cv_results.csv"), index=False)
     write_predictions(predictions, run.path("predictions.csv"))
     if outputs.reference is not None:
         write_reference(outputs.reference, run.path(REFERENCE_FILE_NAME))
     write_json(run.path("profile.json"), asdict(profile))
-    probabilities = (
-        probability_columns(predictions) if profile.task != "regression" else pd.DataFrame()
-    )
-    if profile.task == "regression":
-        plots = write_regression_plots(
-            run.path("plots"),
-            predictions,
-            split.y_train,
-            cv_results,
-            metrics["selection_metric"],
-            profile,
-        )
-    else:
-        plots = write_classification_plots(
-            run.path("plots"),
-            predictions,
-            probabilities,
-            profile.classes,
-            profile.positive_label,
-            cv_results,
-            metrics["selection_metric"],
-            profile,
-        )
-    plots.update(
-        write_explanation_plots(
-            run.path("plots"),
-            importance=outputs.explanations.importance,
-            y_test=split.y_test,
-            probabilities=probabilities,
-            classes=profile.classes,
-            positive_label=profile.positive_label,
-        )
-    )
-    if outputs.drift is not None and outputs.drift.get("columns"):
-        plots["drift"] = write_drift_plot(run.path("plots", "drift.png"), outputs.drift)
+    pngs = outputs.plots
+    if pngs is None:
+        pngs = {
+            **prediction_plots(
+                predictions=predictions,
+                profile=profile,
+                y_train=split.y_train,
+                cv_results=cv_results,
+                metric=metrics["selection_metric"],
+            ),
+            **result_plots(outputs.explanations.importance, outputs.drift),
+        }
+    plots = write_plots(run.path("plots"), pngs)
     write_model(run, outputs)
     return plots
+
+
+def write_plots(folder: Path, pngs: dict[str, bytes]) -> dict[str, Path]:
+    """plots/<name>.png for each drawn plot; returns name -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / f"{name}.png" for name in pngs}
+    for name, content in pngs.items():
+        paths[name].write_bytes(content)
+    return paths
 
 
 def write_model(run: RunDir, outputs: TrainingOutputs) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
 from tasks.evaluation.drift import drift_scores
+from tasks.evaluation.evaluate import probability_columns
 from tasks.evaluation.metrics import fast_confusion_matrix
 
 if TYPE_CHECKING:
@@ -24,20 +26,28 @@ FIGURE_SIZE = (5.5, 4.2)
 DPI = 150
 
 
-def save_figure(
-    path: Path, draw: Callable[[Axes], None], size: tuple[float, float] = FIGURE_SIZE
-) -> Path:
-    """Draw on a fresh Figure and write it as PNG."""
+def figure_png(draw: Callable[[Axes], None], size: tuple[float, float] = FIGURE_SIZE) -> bytes:
+    """Draw on a fresh Figure and return it as PNG bytes (drawn in a CV worker or here; the
+    run's writer writes them)."""
     from matplotlib.figure import Figure  # here: imported only by the stage that draws
 
     figure = Figure(figsize=size, layout="constrained")
     draw(figure.add_subplot())
-    path.parent.mkdir(parents=True, exist_ok=True)
+    image = io.BytesIO()
     with warnings.catch_warnings():
         # A column name's emoji the font lacks is drawn as a box; the name itself is in
         # metrics.json and the report. Not a warning with a source path in the user's terminal.
         warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
-        figure.savefig(path, dpi=DPI)
+        figure.savefig(image, dpi=DPI, format="png")
+    return image.getvalue()
+
+
+def save_figure(
+    path: Path, draw: Callable[[Axes], None], size: tuple[float, float] = FIGURE_SIZE
+) -> Path:
+    """Draw on a fresh Figure and write it as PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(figure_png(draw, size))
     return path
 
 
@@ -169,8 +179,7 @@ def draw_missing_values(ax: Axes, missing_per_column: dict[str, int], n_rows: in
     ax.set_title("Missing values per column")
 
 
-def write_classification_plots(
-    plots_dir: Path,
+def classification_plots(
     predictions: pd.DataFrame,
     probabilities: pd.DataFrame,
     classes: list[str],
@@ -178,44 +187,33 @@ def write_classification_plots(
     cv_results: pd.DataFrame,
     metric: str,
     profile: Any,
-) -> dict[str, Path]:
-    """All plots of the run-directory contract; returns name -> path."""
+) -> dict[str, bytes]:
+    """The classification run's plots of its test predictions and its search: name -> PNG."""
     y_true, y_pred = predictions["y_true"], predictions["y_pred"]
+    curve_classes = [positive_label] if positive_label is not None else classes
     return {
-        "confusion_matrix": save_figure(
-            plots_dir / "confusion_matrix.png",
-            lambda ax: draw_confusion_matrix(ax, y_true, y_pred, classes),
+        "confusion_matrix": figure_png(
+            lambda ax: draw_confusion_matrix(ax, y_true, y_pred, classes)
         ),
-        "roc": save_figure(
-            plots_dir / "roc.png",
-            lambda ax: draw_roc(ax, y_true, probabilities, classes, positive_label),
+        "roc": figure_png(lambda ax: draw_roc(ax, y_true, probabilities, classes, positive_label)),
+        "precision_recall": figure_png(
+            lambda ax: draw_precision_recall(ax, y_true, probabilities, classes, positive_label)
         ),
-        "precision_recall": save_figure(
-            plots_dir / "precision_recall.png",
-            lambda ax: draw_precision_recall(ax, y_true, probabilities, classes, positive_label),
+        "class_balance": figure_png(lambda ax: draw_class_balance(ax, profile.class_counts)),
+        "calibration": figure_png(
+            lambda ax: draw_calibration(ax, y_true, probabilities, curve_classes)
         ),
-        "class_balance": save_figure(
-            plots_dir / "class_balance.png",
-            lambda ax: draw_class_balance(ax, profile.class_counts),
-        ),
-        **write_search_and_data_plots(plots_dir, cv_results, metric, profile),
+        **search_and_data_plots(cv_results, metric, profile),
     }
 
 
-def write_search_and_data_plots(
-    plots_dir: Path, cv_results: pd.DataFrame, metric: str, profile: Any
-) -> dict[str, Path]:
+def search_and_data_plots(cv_results: pd.DataFrame, metric: str, profile: Any) -> dict[str, bytes]:
     """The plots every supervised run has: CV score per candidate, and missing values per column
     when some value is missing (an empty chart says nothing)."""
-    plots = {
-        "cv_scores": save_figure(
-            plots_dir / "cv_scores.png", lambda ax: draw_cv_scores(ax, cv_results, metric)
-        ),
-    }
+    plots = {"cv_scores": figure_png(lambda ax: draw_cv_scores(ax, cv_results, metric))}
     if any(count > 0 for count in profile.missing_per_column.values()):
-        plots["missing_values"] = save_figure(
-            plots_dir / "missing_values.png",
-            lambda ax: draw_missing_values(ax, profile.missing_per_column, profile.n_rows),
+        plots["missing_values"] = figure_png(
+            lambda ax: draw_missing_values(ax, profile.missing_per_column, profile.n_rows)
         )
     return plots
 
@@ -248,29 +246,22 @@ def draw_target_distribution(ax: Axes, y: pd.Series, target: str) -> None:
     ax.set_title("Target distribution (training rows)")
 
 
-def write_regression_plots(
-    plots_dir: Path,
+def regression_plots(
     predictions: pd.DataFrame,
     y_train: pd.Series,
     cv_results: pd.DataFrame,
     metric: str,
     profile: Any,
-) -> dict[str, Path]:
+) -> dict[str, bytes]:
     """The regression run's plots (in place of the confusion matrix and the curves)."""
     y_true, y_pred = predictions["y_true"], predictions["y_pred"]
     return {
-        "predicted_vs_actual": save_figure(
-            plots_dir / "predicted_vs_actual.png",
-            lambda ax: draw_predicted_vs_actual(ax, y_true, y_pred),
+        "predicted_vs_actual": figure_png(lambda ax: draw_predicted_vs_actual(ax, y_true, y_pred)),
+        "residuals": figure_png(lambda ax: draw_residuals(ax, y_true, y_pred)),
+        "target_distribution": figure_png(
+            lambda ax: draw_target_distribution(ax, y_train, profile.target)
         ),
-        "residuals": save_figure(
-            plots_dir / "residuals.png", lambda ax: draw_residuals(ax, y_true, y_pred)
-        ),
-        "target_distribution": save_figure(
-            plots_dir / "target_distribution.png",
-            lambda ax: draw_target_distribution(ax, y_train, profile.target),
-        ),
-        **write_search_and_data_plots(plots_dir, cv_results, metric, profile),
+        **search_and_data_plots(cv_results, metric, profile),
     }
 
 
@@ -299,30 +290,6 @@ def draw_importance(ax: Axes, table: pd.DataFrame) -> None:
     ax.set_title("Permutation importance (test set)")
 
 
-def write_explanation_plots(
-    plots_dir: Path,
-    *,
-    importance: pd.DataFrame,
-    y_test: pd.Series,
-    probabilities: pd.DataFrame,
-    classes: list[str],
-    positive_label: str | None,
-) -> dict[str, Path]:
-    """Permutation importance, and the calibration curve when there are probabilities."""
-    plots = {
-        "permutation_importance": save_figure(
-            plots_dir / "permutation_importance.png", lambda ax: draw_importance(ax, importance)
-        ),
-    }
-    if classes:
-        curve_classes = [positive_label] if positive_label is not None else classes
-        plots["calibration"] = save_figure(
-            plots_dir / "calibration.png",
-            lambda ax: draw_calibration(ax, y_test, probabilities, curve_classes),
-        )
-    return plots
-
-
 def draw_drift(ax: Axes, scores: pd.Series) -> None:
     """Per column, the drift score (1 = its method's threshold); drifted columns in red."""
     shown = scores.fillna(0.0).sort_values().tail(25)
@@ -334,7 +301,35 @@ def draw_drift(ax: Axes, scores: pd.Series) -> None:
     ax.set_title("Drift against the champion's training rows")
 
 
-def write_drift_plot(path: Path, drift: dict[str, Any]) -> Path:
-    scores = drift_scores(drift)
-    height = max(FIGURE_SIZE[1], 0.25 * min(len(scores), 25) + 1.5)
-    return save_figure(path, lambda ax: draw_drift(ax, scores), size=(FIGURE_SIZE[0], height))
+def result_plots(importance: pd.DataFrame, drift: dict[str, Any] | None) -> dict[str, bytes]:
+    """The plots of the evaluation's later results, name -> PNG: the permutation importance, and
+    the drift against the champion when there was one to measure."""
+    pngs = {"permutation_importance": figure_png(lambda ax: draw_importance(ax, importance))}
+    if drift is not None and drift.get("columns"):
+        scores = drift_scores(drift)
+        height = max(FIGURE_SIZE[1], 0.25 * min(len(scores), 25) + 1.5)
+        pngs["drift"] = figure_png(lambda ax: draw_drift(ax, scores), (FIGURE_SIZE[0], height))
+    return pngs
+
+
+def prediction_plots(
+    *,
+    predictions: pd.DataFrame,
+    profile: Any,
+    y_train: pd.Series,
+    cv_results: pd.DataFrame,
+    metric: str,
+) -> dict[str, bytes]:
+    """The plots that need only the test predictions and the search, name -> PNG: they can be
+    drawn as soon as the model is evaluated."""
+    if profile.task == "regression":
+        return regression_plots(predictions, y_train, cv_results, metric, profile)
+    return classification_plots(
+        predictions,
+        probability_columns(predictions),
+        profile.classes,
+        profile.positive_label,
+        cv_results,
+        metric,
+        profile,
+    )

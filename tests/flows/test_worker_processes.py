@@ -4,6 +4,7 @@ the command starts early when it can tell."""
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import sys
 import time
@@ -18,6 +19,7 @@ import pandas as pd
 import psutil
 import pytest
 from imblearn.pipeline import Pipeline
+from PIL import Image
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import VotingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -28,11 +30,13 @@ from flows.train import (
     audit_refits_for,
     expected_worker_processes,
     start_audit_refits,
-    start_skops_work,
+    start_worker_work,
     worker_processes,
 )
 from tasks.config import build_config
 from tasks.data.header import has_rows
+from tasks.evaluation.evaluate import predict_test
+from tasks.evaluation.explain import explain
 from tasks.model_selection.audit import INPUT_AUDIT, FitAudit
 from tasks.model_selection.parallel import (
     POOL_MIN_FITS,
@@ -45,8 +49,11 @@ from tasks.model_selection.parallel import (
     surely_uses_pool,
 )
 from tasks.model_selection.pipeline import candidate_count, default_families
-from tasks.model_selection.search import FamilyResult
+from tasks.model_selection.search import FamilyResult, build_scorer
 from tasks.run.model_io import load_skops, model_file_bytes, save_model
+from tasks.run.outputs import cv_results_of
+from tasks.run.plots import prediction_plots, result_plots
+from tasks.steps import explanation_inputs
 
 
 def test_a_tiny_search_stays_in_threads_and_the_default_one_uses_the_cores() -> None:
@@ -180,10 +187,22 @@ def test_the_model_file_made_in_a_worker_loads_as_the_model_without_its_row_ids(
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
 
 
-def test_without_a_pool_the_skops_work_stays_in_the_main_process() -> None:
+def test_without_a_pool_the_worker_work_stays_in_the_main_process() -> None:
     release_worker_pool()
-    work = start_skops_work(object(), SimpleNamespace(), SimpleNamespace(), n_jobs=2)  # type: ignore[arg-type]
-    assert work.jobs() == [] and start_skops_work(None, None, None, n_jobs=1).jobs() == []  # type: ignore[arg-type]
+    for n_jobs in (2, 1):
+        work = start_worker_work(
+            object(),
+            config=SimpleNamespace(),  # type: ignore[arg-type]
+            split=SimpleNamespace(),  # type: ignore[arg-type]
+            profile=None,
+            predictions=pd.DataFrame(),
+            results=[],
+            metric="f1",
+            scorer=None,
+            n_jobs=n_jobs,
+            importance_jobs=1,
+        )
+        assert work.jobs() == [] and work.plots() is None and work.model_file() is None
 
 
 def test_the_default_search_of_every_task_surely_uses_the_pool(tmp_path: Path) -> None:
@@ -230,3 +249,73 @@ def test_freed_memory_goes_back_from_pyarrows_pool_too(monkeypatch: pytest.Monke
     monkeypatch.setattr(pyarrow, "default_memory_pool", lambda: pool)
     return_freed_memory()
     assert released == ["pool"]
+
+
+def test_the_work_done_in_workers_is_what_the_main_process_would_have_made(
+    tmp_path: Path,
+) -> None:
+    """WorkerWork: the importance, every plot and the model file made in the CV workers are the
+    ones the run makes in-process without a pool."""
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(400, 3)), columns=["a", "b", "c"])
+    y = pd.Series(np.where(X["a"] + rng.normal(scale=0.7, size=400) > 0.4, "yes", "no"))
+    X_train, X_test, y_train, y_test = X[:300], X[300:], y[:300], y[300:]
+    model = Pipeline([(INPUT_AUDIT, FitAudit()), ("model", LogisticRegression())])
+    model.fit(X_train, y_train)
+    split = SimpleNamespace(X_train=X_train, X_test=X_test, y_train=y_train, y_test=y_test)
+    profile = SimpleNamespace(
+        task="binary",
+        classes=["no", "yes"],
+        positive_label="yes",
+        class_counts={"no": int((y == "no").sum()), "yes": int((y == "yes").sum())},
+        missing_per_column={"a": 0, "b": 4, "c": 0},
+        n_rows=400,
+        target="y",
+    )
+    predictions = predict_test(model, X_test, y_test)
+    result = FamilyResult("logistic_regression", "ok", best_score=0.8, best_std=0.01, candidates=[])
+    scorer = build_scorer("average_precision", "yes")
+    config = SimpleNamespace(seed=3, runs_dir=tmp_path, dataset_name="d")
+    start_worker_pool(2)
+    work = start_worker_work(
+        model,
+        config=config,  # type: ignore[arg-type]
+        split=split,  # type: ignore[arg-type]
+        profile=profile,
+        predictions=predictions,
+        results=[result],
+        metric="average_precision",
+        scorer=scorer,
+        n_jobs=2,
+        importance_jobs=1,
+    )
+    assert len(work.jobs()) == 3 and work.champion is None
+    here = explain(model, **explanation_inputs(split, predictions, profile), scoring=scorer, seed=3)  # type: ignore[arg-type]
+    there = work.explanations.result()  # type: ignore[union-attr]
+    pd.testing.assert_frame_equal(there.importance, here.importance)
+    assert there.summary == here.summary
+    drift = {"columns": [{"column": "b", "score": 1.5}, {"column": "c", "score": 0.2}]}
+    work = work.with_result_plots(there, drift, n_jobs=2)
+    drawn_there = work.plots()
+    drawn_here = {
+        **prediction_plots(
+            predictions=predictions,
+            profile=profile,
+            y_train=y_train,
+            cv_results=cv_results_of([result]),
+            metric="average_precision",
+        ),
+        **result_plots(here.importance, drift),
+    }
+    assert drawn_there is not None and set(drawn_there) == set(drawn_here)
+    assert {"calibration", "missing_values", "permutation_importance", "drift"} <= set(drawn_here)
+    for name, png in drawn_here.items():
+        assert np.array_equal(pixels(drawn_there[name]), pixels(png)), name
+    loaded = load_skops(save_model(model, tmp_path / "best.skops", work.model_file()))
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), model.predict_proba(X_test))
+    release_worker_pool_after(work.jobs())
+
+
+def pixels(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGB"))

@@ -3,6 +3,7 @@ missing-values chart."""
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +17,7 @@ from tasks.run.plots import (
     draw_confusion_matrix,
     draw_cv_scores,
     save_figure,
-    write_search_and_data_plots,
+    search_and_data_plots,
 )
 
 CV_RESULTS = pd.DataFrame(
@@ -40,16 +41,14 @@ def test_cv_chart_marks_the_selected_candidate_and_labels_each_familys_best() ->
     assert labels == ["0.840", "0.880"]
 
 
-def test_missing_values_chart_only_when_values_are_missing(tmp_path: Path) -> None:
+def test_missing_values_chart_only_when_values_are_missing() -> None:
     complete = SimpleNamespace(missing_per_column={"a": 0, "b": 0}, n_rows=10)
     gappy = SimpleNamespace(missing_per_column={"a": 0, "b": 3}, n_rows=10)
-    assert set(write_search_and_data_plots(tmp_path / "x", CV_RESULTS, "f1", complete)) == {
-        "cv_scores"
-    }
-    plots = write_search_and_data_plots(tmp_path / "y", CV_RESULTS, "f1", gappy)
+    assert set(search_and_data_plots(CV_RESULTS, "f1", complete)) == {"cv_scores"}
+    plots = search_and_data_plots(CV_RESULTS, "f1", gappy)
     assert set(plots) == {"cv_scores", "missing_values"}
-    with Image.open(plots["cv_scores"]) as image:
-        assert min(image.info["dpi"]) >= 149.9
+    with Image.open(io.BytesIO(plots["cv_scores"])) as image:
+        assert image.format == "PNG" and min(image.info["dpi"]) >= 149.9
 
 
 def test_an_emoji_the_font_lacks_is_drawn_without_a_warning(tmp_path: Path) -> None:

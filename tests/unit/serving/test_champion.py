@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.dummy import DummyClassifier
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -19,14 +21,19 @@ from sklearn.metrics import (
 )
 
 from flows.cli.main import main
+from flows.train import WorkerWork
 from tasks.data.read import read_table
 from tasks.data.validate import validate_frame
 from tasks.errors import RegistryError
 from tasks.evaluation.paired import weighted_label_scores, weighted_ranking_scores
 from tasks.model_selection.parallel import release_worker_pool, start_in_worker
-from tasks.run.model_io import load_checked_model
+from tasks.run.model_io import load_checked_model, load_skops, save_model
 from tasks.run.rundir import fail_run, start_run
-from tasks.serving.champion import champion_answers, judge_against_champion, paired_bootstrap
+from tasks.serving.champion import (
+    judge_against_champion,
+    model_file_and_champion_answers,
+    paired_bootstrap,
+)
 from tasks.serving.predict import predict_with_card, read_run_schema
 from tasks.serving.registry import (
     REGISTRY_FILE,
@@ -160,9 +167,12 @@ def test_a_clearly_worse_run_is_not_promoted(run_copy: TrainedRun) -> None:
     assert champion_run_id(run_copy.runs_dir, DATASET) == run_copy.run_dir.name
 
 
-def test_champion_answers_made_in_a_cv_worker_decide_alike(run_copy: TrainedRun) -> None:
-    """The training flow has a CV worker load and run the champion (SkopsWork): the same
-    decision as in-process, and a damaged champion's error comes back from the worker."""
+def test_champion_answers_made_in_a_cv_worker_decide_alike(
+    run_copy: TrainedRun, tmp_path: Path
+) -> None:
+    """The training flow has a CV worker make the model file and load and run the champion
+    (WorkerWork): the same decision as in-process, and a damaged champion's error comes back
+    from the worker without costing the new model's file."""
     crown_copy(run_copy)
     predictions, X_test = recorded_test_rows(run_copy)
     metrics = json.loads((run_copy.run_dir / "metrics.json").read_text())
@@ -180,15 +190,28 @@ def test_champion_answers_made_in_a_cv_worker_decide_alike(run_copy: TrainedRun)
             answers=answers,
         )
 
-    def from_a_worker() -> Any:
-        job = start_in_worker(champion_answers, run_copy.runs_dir, champion, X_test, n_jobs=2)
-        return lambda run: job.result()
+    new_model = DummyClassifier().fit(X_test, predictions["y_true"])
 
-    made_there = judged(from_a_worker())
+    def worker_work() -> WorkerWork:
+        skops = start_in_worker(
+            model_file_and_champion_answers,
+            new_model,
+            run_copy.runs_dir,
+            champion,
+            X_test,
+            n_jobs=2,
+        )
+        return WorkerWork(skops=skops, champion=champion)
+
+    work = worker_work()
+    made_there = judged(work.answers(run_copy.runs_dir, X_test))
     assert made_there == judged() and made_there["compared_with"] == champion
     run_copy.model_path.write_bytes(run_copy.model_path.read_bytes()[:-10])
-    damaged = judged(from_a_worker())
+    work = worker_work()
+    damaged = judged(work.answers(run_copy.runs_dir, X_test))
     assert damaged["outcome"] == "not-comparable" and "sha256" in damaged["reason"]
+    saved = save_model(new_model, tmp_path / "best.skops", work.model_file())
+    assert (load_skops(saved).predict(X_test) == new_model.predict(X_test)).all()
     release_worker_pool()
 
 
