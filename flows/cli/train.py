@@ -320,6 +320,9 @@ def train_command(args: argparse.Namespace) -> int:
         overrides=args.set or [],
     )
     config = check_before_start(params)  # a user's mistake is answered before Prefect starts
+    from tasks.model_selection.parallel import count_physical_cores
+
+    count_physical_cores()  # lscpu, while this process is small (the flow asks again: cached)
     from tasks.checks import check_runs_dir  # scikit-learn (2.6 s): only once the answer is no
 
     check_runs_dir(config.runs_dir)

@@ -65,8 +65,11 @@ def surely_uses_pool(*, default_search: bool, data: Path) -> bool:
     return default_search or has_rows(data, POOL_MIN_ROWS)
 
 
-# What a CV worker needs to unpickle its first fit: scikit-learn, imblearn and the search's code.
-WORKER_MODULES = ("tasks.model_selection.prepared", "tasks.model_selection.pipeline")
+# What a CV worker needs to unpickle its first fit: scikit-learn, imblearn and the search's code;
+# then skops, which the run's model file needs after the search (flows/worker_work.py):
+# 0.4 s of CPU there, on the critical path; here, while the run validates its data, the workers
+# are idle (10 MB each).
+WORKER_MODULES = ("tasks.model_selection.prepared", "tasks.model_selection.pipeline", "skops.io")
 
 
 # How often a local CV worker checks that the process that started it is still there.
@@ -94,7 +97,7 @@ def count_physical_cores() -> int:
     workers: joblib sets it there). Asked early, the run starts lscpu while it is small, not at
     the winner's refit with its data loaded: the child shares the parent's pages until it runs
     lscpu, and a sum of the run's processes' RSS counted them twice (100k rows: 1,696 MB for a
-    moment, against 1,200)."""
+    moment, against 1,200). `tabpipe train` asks before it imports its libraries."""
     return joblib.cpu_count(only_physical_cores=True)
 
 
@@ -213,6 +216,11 @@ def start_in_worker(
     parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator")
     call = joblib.delayed(call_recording_warnings)(function, *args, **kwargs)
     return WorkerJob(parallel([call]))
+
+
+def import_modules(names: tuple[str, ...]) -> None:
+    for name in names:
+        import_module(name)
 
 
 def release_worker_pool_after(jobs: list[WorkerJob[Any]]) -> None:

@@ -30,9 +30,9 @@ from flows.train import (
     audit_refits_for,
     expected_worker_processes,
     start_audit_refits,
-    start_worker_work,
     worker_processes,
 )
+from flows.worker_work import start_worker_work
 from tasks.config import build_config
 from tasks.data.header import has_rows
 from tasks.evaluation.evaluate import predict_test
@@ -289,7 +289,7 @@ def test_the_work_done_in_workers_is_what_the_main_process_would_have_made(
         n_jobs=2,
         importance_jobs=1,
     )
-    assert len(work.jobs()) == 3 and work.champion is None
+    assert len(work.jobs()) == 4 and work.champion is None
     here = explain(model, **explanation_inputs(split, predictions, profile), scoring=scorer, seed=3)  # type: ignore[arg-type]
     there = work.explanations.result()  # type: ignore[union-attr]
     pd.testing.assert_frame_equal(there.importance, here.importance)

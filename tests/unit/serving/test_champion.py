@@ -21,7 +21,7 @@ from sklearn.metrics import (
 )
 
 from flows.cli.main import main
-from flows.train import WorkerWork
+from flows.worker_work import WorkerWork
 from tasks.data.read import read_table
 from tasks.data.validate import validate_frame
 from tasks.errors import RegistryError
