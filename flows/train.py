@@ -310,18 +310,6 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         model, threshold = finalise_model(best, split, profile, config, folds)
         predictions, test_metrics = evaluate_model(model, split, profile, threshold, config.seed)
         importance_jobs = importance_processes(config, profile, families, folds, len(split.y_train))
-        worker_work = start_worker_work(
-            model,
-            config=config,
-            split=split,
-            profile=profile,
-            predictions=predictions,
-            results=results,
-            metric=selection.metric,
-            scorer=scorer,
-            n_jobs=cv_jobs,
-            importance_jobs=importance_jobs,
-        )
         evidence = RunEvidence(
             frame=frame,
             split=split,
@@ -334,6 +322,9 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             metric=selection.metric,
             folds=folds,
             split_settings=split_settings,
+        )
+        worker_work = start_worker_work(
+            evidence, config=config, scorer=scorer, n_jobs=cv_jobs, importance_jobs=importance_jobs
         )
         # The diagnostics run in a task thread beside the audit, which mostly hashes without the
         # GIL; BLAS's process-wide thread limit stays at one meanwhile.

@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 
 from tasks.config import RunConfig
-from tasks.data.split import DataSplit
 from tasks.errors import RegistryError
+from tasks.evaluation.diagnostics import RunEvidence
 from tasks.evaluation.explain import Explanations, explain
 from tasks.model_selection.parallel import (
     WorkerJob,
@@ -22,7 +22,6 @@ from tasks.model_selection.parallel import (
     local_pool_is_running,
     start_in_worker,
 )
-from tasks.model_selection.search import FamilyResult
 from tasks.run.outputs import cv_results_of
 from tasks.run.plots import prediction_plots, result_plots
 from tasks.serving.champion import champion_answers, model_file_and_champion_answers
@@ -93,29 +92,25 @@ PLOTTING_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
 def start_worker_work(
-    model: Any,
+    evidence: RunEvidence,
     *,
     config: RunConfig,
-    split: DataSplit,
-    profile: Any,
-    predictions: pd.DataFrame,
-    results: list[FamilyResult],
-    metric: str,
     scorer: Any,
     n_jobs: int,
     importance_jobs: int,
 ) -> WorkerWork:
-    """WorkerWork in the search's pool of n_jobs processes, when it is still up, in the order the
-    run needs the results. The importance goes to a worker only when it would run in one process
-    anyway."""
+    """WorkerWork for the evaluated model in the search's pool of n_jobs processes, when it is
+    still up, in the order the run needs the results. The importance goes to a worker only when
+    it would run in one process anyway."""
     if n_jobs == 1 or not local_pool_is_running():
         return WorkerWork()
+    model, split, predictions = evidence.model, evidence.split, evidence.predictions
     explanations = None
     if importance_jobs == 1:
         explanations = start_in_worker(
             explain,
             model,
-            **explanation_inputs(split, predictions, profile),
+            **explanation_inputs(split, predictions, evidence.profile),
             scoring=scorer,
             seed=config.seed,
             n_jobs=n_jobs,
@@ -136,10 +131,10 @@ def start_worker_work(
     plots = start_in_worker(
         prediction_plots,
         predictions=predictions,
-        profile=profile,
+        profile=evidence.profile,
         y_train=split.y_train,
-        cv_results=cv_results_of(results),
-        metric=metric,
+        cv_results=cv_results_of(evidence.results),
+        metric=evidence.metric,
         n_jobs=n_jobs,
     )
     # The worker that does not draw them imports matplotlib once its first job is done (idle

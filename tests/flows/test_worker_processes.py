@@ -191,13 +191,8 @@ def test_without_a_pool_the_worker_work_stays_in_the_main_process() -> None:
     release_worker_pool()
     for n_jobs in (2, 1):
         work = start_worker_work(
-            object(),
+            SimpleNamespace(),  # type: ignore[arg-type]
             config=SimpleNamespace(),  # type: ignore[arg-type]
-            split=SimpleNamespace(),  # type: ignore[arg-type]
-            profile=None,
-            predictions=pd.DataFrame(),
-            results=[],
-            metric="f1",
             scorer=None,
             n_jobs=n_jobs,
             importance_jobs=1,
@@ -277,14 +272,17 @@ def test_the_work_done_in_workers_is_what_the_main_process_would_have_made(
     scorer = build_scorer("average_precision", "yes")
     config = SimpleNamespace(seed=3, runs_dir=tmp_path, dataset_name="d")
     start_worker_pool(2)
-    work = start_worker_work(
-        model,
-        config=config,  # type: ignore[arg-type]
-        split=split,  # type: ignore[arg-type]
+    evidence = SimpleNamespace(
+        model=model,
+        split=split,
         profile=profile,
         predictions=predictions,
         results=[result],
         metric="average_precision",
+    )
+    work = start_worker_work(
+        evidence,  # type: ignore[arg-type]
+        config=config,  # type: ignore[arg-type]
         scorer=scorer,
         n_jobs=2,
         importance_jobs=1,
