@@ -143,9 +143,22 @@ def check_form_parameters(params: TrainParameters, roots: list[Path]) -> None:
 def running_from_deployment() -> bool:
     if "prefect" not in sys.modules:  # the CLI checking before Prefect starts: no deployment
         return False
-    from prefect.runtime import deployment
+    return current_deployment_id() is not None
 
-    return deployment.id is not None
+
+def current_deployment_id() -> str | None:
+    """The deployment that started this flow run, from the run's own context: prefect.runtime's
+    `deployment.id` asks the API for the flow run when it has no deployment (every `tabpipe
+    train`), a round trip of about 0.2 s before the run could start."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    if run is not None and (run.deployment_id or run.parent_task_run_id is None):
+        return str(run.deployment_id) if run.deployment_id else None
+    from prefect.runtime import deployment  # a subflow: its parent's deployment
+
+    return deployment.id
 
 
 def resolve_config(params: TrainParameters) -> RunConfig:
@@ -330,9 +343,7 @@ def stop_at_once_on_sigterm(mark_interrupted: Callable[[int], None]) -> Iterator
     exception raised from a signal handler can be swallowed (inside a weakref callback). The
     runner that sent SIGTERM records the flow run as cancelled. `tabpipe train` runs keep
     Prefect's own handling."""
-    from prefect.runtime import deployment
-
-    served = deployment.id is not None
+    served = current_deployment_id() is not None
     if not served or threading.current_thread() is not threading.main_thread():
         yield
         return

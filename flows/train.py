@@ -352,7 +352,15 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             clock.lap("evaluate")
             diagnostics = diagnosing.result()
         clock.lap("diagnostics")
-        drift = measure_drift(config, table, split, profile)
+        # What later runs compare with, and what this run compares with the champion's (both
+        # at most 5,000 seeded training rows: the distances settle well below that).
+        reference = reference_sample(
+            table.frame,
+            split.X_train.index,
+            [*profile.feature_columns, profile.target],
+            seed=config.seed,
+        )
+        drift = measure_drift(config, reference, profile)
         worker_work = worker_work.with_result_plots(explanations, drift, cv_jobs)
         release_worker_pool_after(worker_work.jobs())  # the CV workers' last jobs
         metrics = build_metrics(
@@ -395,12 +403,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             explanations=explanations,
             leaderboard=leaderboard,
             drift=drift,
-            reference=reference_sample(
-                table.frame,
-                split.X_train.index,
-                [*profile.feature_columns, profile.target],
-                seed=config.seed,
-            ),
+            reference=reference,
             model_file=worker_work.model_file(),
             plots=worker_work.plots(),
         )

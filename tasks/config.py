@@ -101,7 +101,7 @@ class DiagnosticsConfig(StrictModel):
     overfitting_gap: float = Field(0.1, gt=0.0)
     unstable_ratio: float = Field(1.0, gt=0.0)
     test_interval_width: float = Field(0.2, gt=0.0)
-    max_rows: int = Field(20_000, ge=100, description="Rows a diagnostic model sees at most.")
+    max_rows: int = Field(10_000, ge=100, description="Rows a diagnostic model sees at most.")
     drift_threshold: float = Field(0.1, gt=0.0, description="Wasserstein / Jensen-Shannon.")
     drift_p_value: float = Field(0.05, gt=0.0, lt=1.0, description="KS / chi-squared.")
     drift_share: float = Field(0.5, gt=0.0, le=1.0, description="Drifted columns for 'drift'.")

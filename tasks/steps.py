@@ -360,13 +360,14 @@ def diagnose_run(evidence: RunEvidence, config: RunConfig) -> list[dict[str, Any
 
 @task(name="drift", cache_policy=NO_CACHE, persist_result=False)
 def measure_drift(
-    config: RunConfig, table: LoadedTable, split: DataSplit, profile: DataProfile
+    config: RunConfig, reference: pd.DataFrame, profile: DataProfile
 ) -> dict[str, Any] | None:
-    """This run's training rows against the champion's (None when there is no champion)."""
+    """This run's reference sample of its training rows against the champion's (None when
+    there is no champion)."""
     return drift_against_champion(
         config.runs_dir,
         config.dataset_name,
-        table.frame.loc[split.X_train.index],
+        reference,
         features=profile.feature_columns,
         target=profile.target,
         settings=config.diagnostics,

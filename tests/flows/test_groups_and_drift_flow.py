@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from flows.runtime import TrainParameters
@@ -61,6 +62,7 @@ def test_diagnostics_are_in_metrics_and_at_the_top_of_the_report(
     assert "group_overlap" not in codes  # the groups were used
     assert codes["beats_baseline"]["severity"] in ("warn", "fail")  # labels are noise
     assert codes["beats_baseline"]["evidence"]["resampled"] == "groups"
+    assert 0.0 <= codes["train_test_shift"]["evidence"]["auc"] <= 1.0  # checked: groups differ
     report = (first / "report.html").read_text()
     assert report.index('id="diagnostics"') < report.index('id="best-model"')
 
@@ -75,6 +77,8 @@ def test_the_second_batch_drifts_in_b_only_and_the_decision_says_so(
     # The champion's file was replaced: its own stored training rows are the reference.
     assert drift["reference"] == "reference.parquet"
     assert drift["reference_rows"] == json.loads((first / "metrics.json").read_text())["n_train"]
+    # Like with like: the second run's own reference sample is what it compared.
+    assert drift["current_rows"] == len(pd.read_parquet(second / "reference.parquet"))
     assert drift["drifted_columns"] == ["b"]
     assert json.loads((second / "champion.json").read_text())["drift_found"] is True
     assert (second / "plots" / "drift.png").is_file()

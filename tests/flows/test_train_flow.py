@@ -104,6 +104,8 @@ def test_metrics_record_selection_candidates_and_test_scores(tiny_run: Path) -> 
     assert {"accuracy", "precision", "recall", "specificity", "npv", "f1"} <= set(binary)
     assert metrics["leakage_audit"]["no_leakage_found"] is True
     assert 0 < metrics["test_metrics"]["decision_threshold"] < 1
+    shift = next(d for d in metrics["diagnostics"] if d["code"] == "train_test_shift")
+    assert shift["evidence"] == {"auc": None, "split": "random"}  # both sides from one table
 
 
 def test_test_metrics_are_recomputable_exactly_from_predictions_csv(tiny_run: Path) -> None:
