@@ -41,6 +41,7 @@ from tasks.errors import ConfigError
 from tasks.model_selection.audit import INPUT_AUDIT, RESAMPLED_AUDIT, FitAudit
 from tasks.model_selection.encoding import FeatureLayout, PrepareColumns
 from tasks.model_selection.extra_families import extra_family_specs
+from tasks.model_selection.imputation import NanMedianImputer
 
 # Boosting with early stopping may run longer than scikit-learn's 100 iterations: it stops when
 # the held-out tenth stops improving, so a higher cap costs only what it earns (hotel_adr, 12,300
@@ -195,7 +196,9 @@ def family_for(task: str, name: str) -> ModelFamily:
 
 def build_imputer(numeric: list[str], categorical: list[str], impute: ImputeConfig) -> Any:
     """Fill gaps column by column; output stays a DataFrame so SMOTENC can name categoricals."""
-    numeric_imputer = SimpleImputer(strategy=impute.numeric, fill_value=impute.numeric_fill_value)
+    numeric_imputer = NanMedianImputer(
+        strategy=impute.numeric, fill_value=impute.numeric_fill_value
+    )
     categorical_imputer = SimpleImputer(
         strategy=impute.categorical, fill_value=impute.categorical_fill_value
     )
