@@ -1,6 +1,9 @@
-"""The run's work after its evaluation that the search's CV workers do (WorkerWork): at 100k rows
-about 3 s of the main process's CPU after the search, done beside the audit and the diagnostics
-by workers that are otherwise idle once the audit's fold refits are done."""
+"""The run's work after its search that the search's CV workers do (WorkerWork), in two rounds:
+while the main process refits the winner (single-threaded there, so a core is free), the plots
+of the search and the data and the champion's answers for the test rows; once the model is
+evaluated, the permutation importance, the plots of the test predictions and the model file's
+bytes, beside the audit and the diagnostics. At 100k rows this was about 3 s of the main
+process's CPU after the search."""
 
 from __future__ import annotations
 
@@ -22,38 +25,74 @@ from tasks.model_selection.parallel import (
     local_pool_is_running,
     start_in_worker,
 )
+from tasks.model_selection.search import FamilyResult
+from tasks.run.model_io import model_file_bytes
 from tasks.run.outputs import cv_results_of
-from tasks.run.plots import prediction_plots, result_plots
-from tasks.serving.champion import champion_answers, model_file_and_champion_answers
+from tasks.run.plots import in_report_order, prediction_plots, result_plots, search_and_data_plots
+from tasks.serving.champion import champion_answers, champion_answers_or_error
 from tasks.serving.registry import champion_run_id
 from tasks.steps import explanation_inputs
+
+PLOTTING_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
 @dataclass(frozen=True)
 class WorkerWork:
-    """The run's work after its evaluation that the search's CV workers, idle after the audit's
-    fold refits, do beside the audit and the diagnostics: the permutation importance (large
-    data), the plots of the test predictions, and the skops work (the model file's bytes, the
-    champion's answers for the test rows). At 100k rows these were 3 s of the main process's CPU
-    after the search. Empty without a local pool: each is made in-process, where it always
-    could be."""
+    """What the CV workers were given, as jobs whose results the run collects when it needs
+    them. Empty without a local pool: each is made in-process, where it always could be."""
 
+    search_plots: WorkerJob[dict[str, bytes]] | None = None
+    champion: str | None = None
+    champion_answers: WorkerJob[pd.DataFrame | Exception] | None = None
+    plotting_modules: WorkerJob[None] | None = None
     explanations: WorkerJob[Explanations] | None = None
     prediction_plots: WorkerJob[dict[str, bytes]] | None = None
-    skops: WorkerJob[tuple[bytes, pd.DataFrame | Exception | None]] | None = None
-    champion: str | None = None
-    plotting_modules: WorkerJob[None] | None = None
+    model_file_bytes: WorkerJob[bytes] | None = None
     result_plots: WorkerJob[dict[str, bytes]] | None = None
 
     def jobs(self) -> list[WorkerJob[Any]]:
         started = (
+            self.search_plots,
+            self.champion_answers,
+            self.plotting_modules,
             self.explanations,
             self.prediction_plots,
-            self.skops,
-            self.plotting_modules,
+            self.model_file_bytes,
             self.result_plots,
         )
         return [job for job in started if job is not None]
+
+    def after_evaluation(
+        self,
+        evidence: RunEvidence,
+        *,
+        config: RunConfig,
+        scorer: Any,
+        n_jobs: int,
+        importance_jobs: int,
+    ) -> WorkerWork:
+        """The evaluated model's work, in the order the run needs the results: the importance
+        (only when it would run in one process anyway), the prediction plots, the model file."""
+        if self.search_plots is None:
+            return self
+        model, split, predictions = evidence.model, evidence.split, evidence.predictions
+        explanations = None
+        if importance_jobs == 1:
+            explanations = start_in_worker(
+                explain,
+                model,
+                **explanation_inputs(split, predictions, evidence.profile),
+                scoring=scorer,
+                seed=config.seed,
+                n_jobs=n_jobs,
+            )
+        plots = start_in_worker(
+            prediction_plots, predictions=predictions, profile=evidence.profile, n_jobs=n_jobs
+        )
+        content = start_in_worker(model_file_bytes, model, n_jobs=n_jobs)
+        return replace(
+            self, explanations=explanations, prediction_plots=plots, model_file_bytes=content
+        )
 
     def with_result_plots(
         self, explanations: Explanations, drift: dict[str, Any] | None, n_jobs: int
@@ -66,78 +105,56 @@ class WorkerWork:
 
     def plots(self) -> dict[str, bytes] | None:
         """Every plot, when the workers drew them (else the writer draws them)."""
-        if self.prediction_plots is None or self.result_plots is None:
+        search, predictions, results = self.search_plots, self.prediction_plots, self.result_plots
+        if search is None or predictions is None or results is None:
             return None
-        return {**self.prediction_plots.result(), **self.result_plots.result()}
+        return in_report_order(search.result(), predictions.result(), results.result())
 
     def model_file(self) -> bytes | None:
-        return self.skops.result()[0] if self.skops is not None else None
+        return self.model_file_bytes.result() if self.model_file_bytes is not None else None
 
     def answers(self, runs_dir: Path, X_test: pd.DataFrame) -> Callable[[str], pd.DataFrame]:
-        """The champion's answers by run id: the worker's for the champion it was started for."""
+        """The champion's answers by run id: the worker's for the champion it was started for (a
+        damaged champion's error comes back from there, for the champion decision to report)."""
 
         def answers_of(run_id: str) -> pd.DataFrame:
-            if self.skops is None or run_id != self.champion:
+            if self.champion_answers is None or run_id != self.champion:
                 return champion_answers(runs_dir, run_id, X_test)
-            answers = self.skops.result()[1]
+            answers = self.champion_answers.result()
             if isinstance(answers, Exception):
                 raise answers
-            assert answers is not None  # a champion was given
             return answers
 
         return answers_of
 
 
-PLOTTING_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
-
-
 def start_worker_work(
-    evidence: RunEvidence,
+    results: list[FamilyResult],
     *,
+    split: Any,
+    profile: Any,
+    metric: str,
     config: RunConfig,
-    scorer: Any,
     n_jobs: int,
-    importance_jobs: int,
 ) -> WorkerWork:
-    """WorkerWork for the evaluated model in the search's pool of n_jobs processes, when it is
-    still up, in the order the run needs the results. The importance goes to a worker only when
-    it would run in one process anyway."""
+    """WorkerWork's first round, right after the search, in its pool of n_jobs processes when it
+    is still up: the search and data plots, the champion's answers, and matplotlib for the
+    worker that did not draw them (the prediction plots may go to either)."""
     if n_jobs == 1 or not local_pool_is_running():
         return WorkerWork()
-    model, split, predictions = evidence.model, evidence.split, evidence.predictions
-    explanations = None
-    if importance_jobs == 1:
-        explanations = start_in_worker(
-            explain,
-            model,
-            **explanation_inputs(split, predictions, evidence.profile),
-            scoring=scorer,
-            seed=config.seed,
-            n_jobs=n_jobs,
-        )
+    cv_results = cv_results_of(results)
+    search_plots = start_in_worker(
+        search_and_data_plots, cv_results, metric, profile, split.y_train, n_jobs=n_jobs
+    )
     champion = None
     with suppress(RegistryError):  # the champion decision says so itself
         champion = champion_run_id(config.runs_dir, config.dataset_name)
     if champion is not None and not (config.runs_dir / champion).is_dir():
         champion = None  # the champion decision says what is missing
-    skops = start_in_worker(
-        model_file_and_champion_answers,
-        model,
-        config.runs_dir,
-        champion,
-        split.X_test,
-        n_jobs=n_jobs,
-    )
-    plots = start_in_worker(
-        prediction_plots,
-        predictions=predictions,
-        profile=evidence.profile,
-        y_train=split.y_train,
-        cv_results=cv_results_of(evidence.results),
-        metric=evidence.metric,
-        n_jobs=n_jobs,
-    )
-    # The worker that does not draw them imports matplotlib once its first job is done (idle
-    # until the result plots, which either worker may draw): 0.4 s off the run's last step.
+    answers = None
+    if champion is not None:
+        answers = start_in_worker(
+            champion_answers_or_error, config.runs_dir, champion, split.X_test, n_jobs=n_jobs
+        )
     plotting = start_in_worker(import_modules, PLOTTING_MODULES, n_jobs=n_jobs)
-    return WorkerWork(explanations, plots, skops, champion, plotting)
+    return WorkerWork(search_plots, champion, answers, plotting)

@@ -232,7 +232,7 @@ def search_ensemble_of_families(
 
 @task(name="refit-best", cache_policy=NO_CACHE, persist_result=False)
 def refit_winner(results: list[FamilyResult], split: DataSplit) -> FamilyResult:
-    """The best family's pipeline fitted on all training rows, with every core to itself."""
+    """The best family's pipeline fitted on all training rows (flows/train.py: refit_threads)."""
     return refit_best(results, split.X_train, split.y_train)
 
 

@@ -37,7 +37,12 @@ from tasks.run.model_io import (
     save_model,
     signed_card,
 )
-from tasks.run.plots import prediction_plots, result_plots
+from tasks.run.plots import (
+    in_report_order,
+    prediction_plots,
+    result_plots,
+    search_and_data_plots,
+)
 from tasks.run.report import champion_html, cv_results_frame, report_html
 from tasks.run.rundir import (
     REFERENCE_FILE_NAME,
@@ -178,7 +183,7 @@ class TrainingOutputs:
     reference: pd.DataFrame | None = None
     # The model file's bytes when a CV worker wrote them (model_file_bytes), else made here.
     model_file: bytes | None = None
-    # Every plot (prediction_plots, result_plots) when CV workers drew them, else drawn here.
+    # Every plot (in_report_order) when CV workers drew them, else drawn here.
     plots: dict[str, bytes] | None = None
 
 
@@ -415,16 +420,11 @@ def write_training_files(run: RunDir, outputs: TrainingOutputs) -> dict[str, Pat
     write_json(run.path("profile.json"), asdict(profile))
     pngs = outputs.plots
     if pngs is None:
-        pngs = {
-            **prediction_plots(
-                predictions=predictions,
-                profile=profile,
-                y_train=split.y_train,
-                cv_results=cv_results,
-                metric=metrics["selection_metric"],
-            ),
-            **result_plots(outputs.explanations.importance, outputs.drift),
-        }
+        pngs = in_report_order(
+            search_and_data_plots(cv_results, metrics["selection_metric"], profile, split.y_train),
+            prediction_plots(predictions=predictions, profile=profile),
+            result_plots(outputs.explanations.importance, outputs.drift),
+        )
     plots = write_plots(run.path("plots"), pngs)
     write_model(run, outputs)
     return plots

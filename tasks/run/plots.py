@@ -184,11 +184,8 @@ def classification_plots(
     probabilities: pd.DataFrame,
     classes: list[str],
     positive_label: str | None,
-    cv_results: pd.DataFrame,
-    metric: str,
-    profile: Any,
 ) -> dict[str, bytes]:
-    """The classification run's plots of its test predictions and its search: name -> PNG."""
+    """The classification run's plots of its test predictions: name -> PNG."""
     y_true, y_pred = predictions["y_true"], predictions["y_pred"]
     curve_classes = [positive_label] if positive_label is not None else classes
     return {
@@ -199,18 +196,25 @@ def classification_plots(
         "precision_recall": figure_png(
             lambda ax: draw_precision_recall(ax, y_true, probabilities, classes, positive_label)
         ),
-        "class_balance": figure_png(lambda ax: draw_class_balance(ax, profile.class_counts)),
         "calibration": figure_png(
             lambda ax: draw_calibration(ax, y_true, probabilities, curve_classes)
         ),
-        **search_and_data_plots(cv_results, metric, profile),
     }
 
 
-def search_and_data_plots(cv_results: pd.DataFrame, metric: str, profile: Any) -> dict[str, bytes]:
-    """The plots every supervised run has: CV score per candidate, and missing values per column
-    when some value is missing (an empty chart says nothing)."""
+def search_and_data_plots(
+    cv_results: pd.DataFrame, metric: str, profile: Any, y_train: pd.Series
+) -> dict[str, bytes]:
+    """The plots of the search and the data, which need no final model (drawn while the winner
+    is refitted): CV score per candidate, the class balance or the target's distribution, and
+    missing values per column when some value is missing (an empty chart says nothing)."""
     plots = {"cv_scores": figure_png(lambda ax: draw_cv_scores(ax, cv_results, metric))}
+    if profile.task == "regression":
+        plots["target_distribution"] = figure_png(
+            lambda ax: draw_target_distribution(ax, y_train, profile.target)
+        )
+    else:
+        plots["class_balance"] = figure_png(lambda ax: draw_class_balance(ax, profile.class_counts))
     if any(count > 0 for count in profile.missing_per_column.values()):
         plots["missing_values"] = figure_png(
             lambda ax: draw_missing_values(ax, profile.missing_per_column, profile.n_rows)
@@ -246,22 +250,13 @@ def draw_target_distribution(ax: Axes, y: pd.Series, target: str) -> None:
     ax.set_title("Target distribution (training rows)")
 
 
-def regression_plots(
-    predictions: pd.DataFrame,
-    y_train: pd.Series,
-    cv_results: pd.DataFrame,
-    metric: str,
-    profile: Any,
-) -> dict[str, bytes]:
-    """The regression run's plots (in place of the confusion matrix and the curves)."""
+def regression_plots(predictions: pd.DataFrame) -> dict[str, bytes]:
+    """The regression run's plots of its test predictions (in place of the confusion matrix and
+    the curves)."""
     y_true, y_pred = predictions["y_true"], predictions["y_pred"]
     return {
         "predicted_vs_actual": figure_png(lambda ax: draw_predicted_vs_actual(ax, y_true, y_pred)),
         "residuals": figure_png(lambda ax: draw_residuals(ax, y_true, y_pred)),
-        "target_distribution": figure_png(
-            lambda ax: draw_target_distribution(ax, y_train, profile.target)
-        ),
-        **search_and_data_plots(cv_results, metric, profile),
     }
 
 
@@ -312,24 +307,22 @@ def result_plots(importance: pd.DataFrame, drift: dict[str, Any] | None) -> dict
     return pngs
 
 
-def prediction_plots(
-    *,
-    predictions: pd.DataFrame,
-    profile: Any,
-    y_train: pd.Series,
-    cv_results: pd.DataFrame,
-    metric: str,
-) -> dict[str, bytes]:
-    """The plots that need only the test predictions and the search, name -> PNG: they can be
-    drawn as soon as the model is evaluated."""
+def prediction_plots(*, predictions: pd.DataFrame, profile: Any) -> dict[str, bytes]:
+    """The plots that need only the test predictions, name -> PNG: they can be drawn as soon as
+    the model is evaluated."""
     if profile.task == "regression":
-        return regression_plots(predictions, y_train, cv_results, metric, profile)
+        return regression_plots(predictions)
     return classification_plots(
         predictions,
         probability_columns(predictions),
         profile.classes,
         profile.positive_label,
-        cv_results,
-        metric,
-        profile,
     )
+
+
+def in_report_order(
+    search: dict[str, bytes], predictions: dict[str, bytes], results: dict[str, bytes]
+) -> dict[str, bytes]:
+    """Every plot of a run, name -> PNG, in the order the report shows them: the test
+    predictions, then the search and the data, then the importance and the drift."""
+    return {**predictions, **search, **results}

@@ -20,7 +20,7 @@ import pandas as pd
 from tasks.errors import ModelIntegrityError, RegistryError
 from tasks.evaluation.evaluate import probability_columns
 from tasks.evaluation.paired import ScoreFunction, metric_on_resamples, paired_difference
-from tasks.run.model_io import MODEL_FILE_NAME, load_checked_model, model_file_bytes
+from tasks.run.model_io import MODEL_FILE_NAME, load_checked_model
 from tasks.run.rundir import PARTIAL_SUFFIX
 from tasks.serving.predict import predict_with_card
 from tasks.serving.registry import (
@@ -140,19 +140,16 @@ def champion_answers(runs_dir: Path, champion: str, X_test: pd.DataFrame) -> pd.
     return predict_with_card(model, card, X_test).reset_index(drop=True)
 
 
-def model_file_and_champion_answers(
-    model: Any, runs_dir: Path, champion: str | None, X_test: pd.DataFrame
-) -> tuple[bytes, pd.DataFrame | Exception | None]:
-    """A run's skops work in one process (skops's import is 0.5 s of CPU): its model file's bytes
-    and, when it has a champion, the champion's answers for the test rows, or the error the
-    champion's file raised (the champion decision reports it; the model file is not lost)."""
-    content = model_file_bytes(model)
-    if champion is None:
-        return content, None
+def champion_answers_or_error(
+    runs_dir: Path, champion: str, X_test: pd.DataFrame
+) -> pd.DataFrame | Exception:
+    """champion_answers in a CV worker: a damaged champion's error comes back as the value, for
+    the champion decision to report (a job that raises ends joblib's pool, and every job in
+    flight there with it: the model file, the plots)."""
     try:
-        return content, champion_answers(runs_dir, champion, X_test)
-    except Exception as error:  # handed to the champion decision, which says what it was
-        return content, error
+        return champion_answers(runs_dir, champion, X_test)
+    except Exception as error:
+        return error
 
 
 def judge_against_champion(

@@ -52,7 +52,12 @@ from tasks.model_selection.pipeline import candidate_count, default_families
 from tasks.model_selection.search import FamilyResult, build_scorer
 from tasks.run.model_io import load_skops, model_file_bytes, save_model
 from tasks.run.outputs import cv_results_of
-from tasks.run.plots import prediction_plots, result_plots
+from tasks.run.plots import (
+    in_report_order,
+    prediction_plots,
+    result_plots,
+    search_and_data_plots,
+)
 from tasks.steps import explanation_inputs
 
 
@@ -191,6 +196,13 @@ def test_without_a_pool_the_worker_work_stays_in_the_main_process() -> None:
     release_worker_pool()
     for n_jobs in (2, 1):
         work = start_worker_work(
+            [],
+            split=SimpleNamespace(),
+            profile=SimpleNamespace(),
+            metric="f1",
+            config=SimpleNamespace(),  # type: ignore[arg-type]
+            n_jobs=n_jobs,
+        ).after_evaluation(
             SimpleNamespace(),  # type: ignore[arg-type]
             config=SimpleNamespace(),  # type: ignore[arg-type]
             scorer=None,
@@ -281,13 +293,22 @@ def test_the_work_done_in_workers_is_what_the_main_process_would_have_made(
         metric="average_precision",
     )
     work = start_worker_work(
+        [result],
+        split=split,
+        profile=profile,
+        metric="average_precision",
+        config=config,  # type: ignore[arg-type]
+        n_jobs=2,
+    )
+    assert len(work.jobs()) == 2 and work.champion is None  # no champion: no answers to make
+    work = work.after_evaluation(
         evidence,  # type: ignore[arg-type]
         config=config,  # type: ignore[arg-type]
         scorer=scorer,
         n_jobs=2,
         importance_jobs=1,
     )
-    assert len(work.jobs()) == 4 and work.champion is None
+    assert len(work.jobs()) == 5
     here = explain(model, **explanation_inputs(split, predictions, profile), scoring=scorer, seed=3)  # type: ignore[arg-type]
     there = work.explanations.result()  # type: ignore[union-attr]
     pd.testing.assert_frame_equal(there.importance, here.importance)
@@ -295,17 +316,12 @@ def test_the_work_done_in_workers_is_what_the_main_process_would_have_made(
     drift = {"columns": [{"column": "b", "score": 1.5}, {"column": "c", "score": 0.2}]}
     work = work.with_result_plots(there, drift, n_jobs=2)
     drawn_there = work.plots()
-    drawn_here = {
-        **prediction_plots(
-            predictions=predictions,
-            profile=profile,
-            y_train=y_train,
-            cv_results=cv_results_of([result]),
-            metric="average_precision",
-        ),
-        **result_plots(here.importance, drift),
-    }
-    assert drawn_there is not None and set(drawn_there) == set(drawn_here)
+    drawn_here = in_report_order(
+        search_and_data_plots(cv_results_of([result]), "average_precision", profile, y_train),
+        prediction_plots(predictions=predictions, profile=profile),
+        result_plots(here.importance, drift),
+    )
+    assert drawn_there is not None and list(drawn_there) == list(drawn_here)
     assert {"calibration", "missing_values", "permutation_importance", "drift"} <= set(drawn_here)
     for name, png in drawn_here.items():
         assert np.array_equal(pixels(drawn_there[name]), pixels(png)), name

@@ -42,11 +42,21 @@ def test_cv_chart_marks_the_selected_candidate_and_labels_each_familys_best() ->
 
 
 def test_missing_values_chart_only_when_values_are_missing() -> None:
-    complete = SimpleNamespace(missing_per_column={"a": 0, "b": 0}, n_rows=10)
-    gappy = SimpleNamespace(missing_per_column={"a": 0, "b": 3}, n_rows=10)
-    assert set(search_and_data_plots(CV_RESULTS, "f1", complete)) == {"cv_scores"}
-    plots = search_and_data_plots(CV_RESULTS, "f1", gappy)
-    assert set(plots) == {"cv_scores", "missing_values"}
+    counts = {"class_counts": {"no": 7, "yes": 3}, "task": "binary", "n_rows": 10}
+    complete = SimpleNamespace(missing_per_column={"a": 0, "b": 0}, **counts)
+    gappy = SimpleNamespace(missing_per_column={"a": 0, "b": 3}, **counts)
+    y_train = pd.Series(["no"] * 7 + ["yes"] * 3)
+    assert set(search_and_data_plots(CV_RESULTS, "f1", complete, y_train)) == {
+        "cv_scores",
+        "class_balance",
+    }
+    plots = search_and_data_plots(CV_RESULTS, "f1", gappy, y_train)
+    assert set(plots) == {"cv_scores", "class_balance", "missing_values"}
+    regression = SimpleNamespace(**{**vars(complete), "task": "regression", "target": "price"})
+    assert set(search_and_data_plots(CV_RESULTS, "f1", regression, pd.Series([1.0, 2.5]))) == {
+        "cv_scores",
+        "target_distribution",
+    }
     with Image.open(io.BytesIO(plots["cv_scores"])) as image:
         assert image.format == "PNG" and min(image.info["dpi"]) >= 149.9
 

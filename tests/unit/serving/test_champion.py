@@ -27,11 +27,11 @@ from tasks.data.validate import validate_frame
 from tasks.errors import RegistryError
 from tasks.evaluation.paired import weighted_label_scores, weighted_ranking_scores
 from tasks.model_selection.parallel import release_worker_pool, start_in_worker
-from tasks.run.model_io import load_checked_model, load_skops, save_model
+from tasks.run.model_io import load_checked_model, load_skops, model_file_bytes, save_model
 from tasks.run.rundir import fail_run, start_run
 from tasks.serving.champion import (
+    champion_answers_or_error,
     judge_against_champion,
-    model_file_and_champion_answers,
     paired_bootstrap,
 )
 from tasks.serving.predict import predict_with_card, read_run_schema
@@ -170,9 +170,9 @@ def test_a_clearly_worse_run_is_not_promoted(run_copy: TrainedRun) -> None:
 def test_champion_answers_made_in_a_cv_worker_decide_alike(
     run_copy: TrainedRun, tmp_path: Path
 ) -> None:
-    """The training flow has a CV worker make the model file and load and run the champion
+    """The training flow has CV workers load and run the champion and make the model file
     (WorkerWork): the same decision as in-process, and a damaged champion's error comes back
-    from the worker without costing the new model's file."""
+    from its worker as a value, without ending the pool and the model file's job with it."""
     crown_copy(run_copy)
     predictions, X_test = recorded_test_rows(run_copy)
     metrics = json.loads((run_copy.run_dir / "metrics.json").read_text())
@@ -193,19 +193,16 @@ def test_champion_answers_made_in_a_cv_worker_decide_alike(
     new_model = DummyClassifier().fit(X_test, predictions["y_true"])
 
     def worker_work() -> WorkerWork:
-        skops = start_in_worker(
-            model_file_and_champion_answers,
-            new_model,
-            run_copy.runs_dir,
-            champion,
-            X_test,
-            n_jobs=2,
+        answers = start_in_worker(
+            champion_answers_or_error, run_copy.runs_dir, champion, X_test, n_jobs=2
         )
-        return WorkerWork(skops=skops, champion=champion)
+        content = start_in_worker(model_file_bytes, new_model, n_jobs=2)
+        return WorkerWork(champion=champion, champion_answers=answers, model_file_bytes=content)
 
     work = worker_work()
     made_there = judged(work.answers(run_copy.runs_dir, X_test))
     assert made_there == judged() and made_there["compared_with"] == champion
+    assert work.model_file()  # taken, as the run takes every result (a dropped job ends the pool)
     run_copy.model_path.write_bytes(run_copy.model_path.read_bytes()[:-10])
     work = worker_work()
     damaged = judged(work.answers(run_copy.runs_dir, X_test))
