@@ -139,9 +139,10 @@ def expected_worker_processes(config: RunConfig) -> int:
 def importance_processes(
     config: RunConfig, profile: Any, families: list[str], folds: Any, n_rows: int
 ) -> int:
-    """The search's pool for the permutation importance of small data only: measured faster
-    there (spam_email, 3,900 rows: 6.4 s -> 4.6 s); at 100k rows the evaluate stage was slower
-    with it (5.0 s against 2.1 s before), so large data keeps one process."""
+    """Processes for the permutation importance when the run computes it itself (no WorkerWork:
+    no local pool): the search's for small data (spam_email, 3,900 rows: 6.4 s -> 4.6 s); at
+    100k rows the evaluate stage was slower that way (5.0 s against 2.1 s), so one. With a local
+    pool the CV workers compute it, one part each, beside the audit."""
     if n_rows >= POOL_MIN_ROWS:
         return 1
     return worker_processes(config, profile, families, folds, n_rows)
@@ -345,7 +346,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             split_settings=split_settings,
         )
         worker_work = worker_work.after_evaluation(
-            evidence, config=config, scorer=scorer, n_jobs=cv_jobs, importance_jobs=importance_jobs
+            evidence, config=config, scorer=scorer, n_jobs=cv_jobs
         )
         # The diagnostics run in a task thread beside the audit, which mostly hashes without the
         # GIL; BLAS's process-wide thread limit stays at one meanwhile.
@@ -368,7 +369,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
                 scorer,
                 config.seed,
                 importance_jobs,
-                started=worker_work.explanations.result if worker_work.explanations else None,
+                started=worker_work.explains(),
             )
             clock.lap("evaluate")
             diagnostics = diagnosing.result()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,13 @@ import pandas as pd
 from tasks.config import RunConfig
 from tasks.errors import RegistryError
 from tasks.evaluation.diagnostics import RunEvidence
-from tasks.evaluation.explain import Explanations, explain
+from tasks.evaluation.explain import (
+    Explanations,
+    ImportancePart,
+    explanations_of,
+    importance_from_parts,
+    importance_part,
+)
 from tasks.model_selection.parallel import (
     WorkerJob,
     import_modules,
@@ -45,7 +51,8 @@ class WorkerWork:
     champion: str | None = None
     champion_answers: WorkerJob[pd.DataFrame | Exception] | None = None
     plotting_modules: WorkerJob[None] | None = None
-    explanations: WorkerJob[Explanations] | None = None
+    importance_parts: list[WorkerJob[ImportancePart]] = field(default_factory=list)
+    test_answers: dict[str, Any] = field(default_factory=dict)  # explanations_of's
     prediction_plots: WorkerJob[dict[str, bytes]] | None = None
     model_file_bytes: WorkerJob[bytes] | None = None
     result_plots: WorkerJob[dict[str, bytes]] | None = None
@@ -55,7 +62,7 @@ class WorkerWork:
             self.search_plots,
             self.champion_answers,
             self.plotting_modules,
-            self.explanations,
+            *self.importance_parts,
             self.prediction_plots,
             self.model_file_bytes,
             self.result_plots,
@@ -63,36 +70,50 @@ class WorkerWork:
         return [job for job in started if job is not None]
 
     def after_evaluation(
-        self,
-        evidence: RunEvidence,
-        *,
-        config: RunConfig,
-        scorer: Any,
-        n_jobs: int,
-        importance_jobs: int,
+        self, evidence: RunEvidence, *, config: RunConfig, scorer: Any, n_jobs: int
     ) -> WorkerWork:
-        """The evaluated model's work, in the order the run needs the results: the importance
-        (only when it would run in one process anyway), the prediction plots, the model file."""
+        """The evaluated model's work, in the order the run needs the results: the importance,
+        one part per worker (the run waits for it first), the prediction plots, the model
+        file."""
         if self.search_plots is None:
             return self
         model, split, predictions = evidence.model, evidence.split, evidence.predictions
-        explanations = None
-        if importance_jobs == 1:
-            explanations = start_in_worker(
-                explain,
+        importance = [
+            start_in_worker(
+                importance_part,
                 model,
-                **explanation_inputs(split, predictions, evidence.profile),
-                scoring=scorer,
-                seed=config.seed,
+                split.X_test,
+                split.y_test,
+                scorer,
+                config.seed,
+                part=part,
+                parts=n_jobs,
                 n_jobs=n_jobs,
             )
+            for part in range(n_jobs)
+        ]
         plots = start_in_worker(
             prediction_plots, predictions=predictions, profile=evidence.profile, n_jobs=n_jobs
         )
         content = start_in_worker(model_file_bytes, model, n_jobs=n_jobs)
+        answers = explanation_inputs(split, predictions, evidence.profile)
+        del answers["X_test"]
         return replace(
-            self, explanations=explanations, prediction_plots=plots, model_file_bytes=content
+            self,
+            importance_parts=importance,
+            test_answers=answers,
+            prediction_plots=plots,
+            model_file_bytes=content,
         )
+
+    def explanations(self) -> Explanations:
+        """explain's result from the workers' importance parts."""
+        table = importance_from_parts([job.result() for job in self.importance_parts])
+        return explanations_of(table, **self.test_answers)
+
+    def explains(self) -> Callable[[], Explanations] | None:
+        """`explanations`, when the workers compute the importance (explain_model's `started`)."""
+        return self.explanations if self.importance_parts else None
 
     def with_result_plots(
         self, explanations: Explanations, drift: dict[str, Any] | None, n_jobs: int

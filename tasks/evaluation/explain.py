@@ -40,24 +40,63 @@ def importance_table(
     permuted copies of the rows are stacked so the pipeline predicts a few large batches instead
     of once per column and repeat (on caravan, 85 columns, its per-call cost was most of the
     time). The batches are spread over n_jobs worker processes (the search's pool)."""
+    parts = Parallel(n_jobs=n_jobs)(
+        delayed(importance_part)(model, X, y, scoring, seed, part=part, parts=n_jobs)
+        for part in range(n_jobs)
+    )
+    return importance_from_parts(parts)
+
+
+@dataclass(frozen=True)
+class ImportancePart:
+    """The permuted scores of some columns (their positions, one row of repeats each), and the
+    unshuffled score they drop from."""
+
+    columns: list[str]
+    positions: list[int]
+    scores: np.ndarray
+    baseline: float
+
+
+def importance_part(
+    model: Any, X: pd.DataFrame, y: pd.Series, scoring: Any, seed: int, *, part: int, parts: int
+) -> ImportancePart:
+    """Part `part` of `parts` of importance_table's work (every parts-th batch of columns), for
+    one worker process; the parts together are the whole table."""
     if len(X) > MAX_IMPORTANCE_ROWS:
         X = X.sample(MAX_IMPORTANCE_ROWS, random_state=seed)
         y = y.loc[X.index]
     labels = fast_labels(y)  # the scorer's np.unique per copy: 0.75 s of 3 s at 100k rows
     scorer = check_scoring(model, scoring=scoring)
     orders = shuffle_orders(len(X), n_repeats=IMPORTANCE_REPEATS, seed=seed)
-    batches = column_batches(X.shape[1], rows_per_copy=len(X) * len(orders), n_jobs=n_jobs)
+    batches = column_batches(X.shape[1], rows_per_copy=len(X) * len(orders), n_jobs=parts)
+    mine = batches[part::parts]
     # Small predictions run faster single-threaded than with OpenMP threads fighting for 2 cores.
     with threadpool_limits(limits=1):
         baseline = scorer(model, X, labels)
-        scores = Parallel(n_jobs=n_jobs)(
-            delayed(permuted_scores)(model, X, labels, scorer=scorer, columns=batch, orders=orders)
-            for batch in batches
-        )
-    importances = baseline - np.vstack(scores)
+        scores = [
+            permuted_scores(model, X, labels, scorer=scorer, columns=batch, orders=orders)
+            for batch in mine
+        ]
+    positions = [position for batch in mine for position in batch]
+    return ImportancePart(
+        columns=list(X.columns),
+        positions=positions,
+        scores=np.vstack(scores) if scores else np.zeros((0, len(orders))),
+        baseline=float(baseline),
+    )
+
+
+def importance_from_parts(parts: list[ImportancePart]) -> pd.DataFrame:
+    """importance_table's table from all of its parts."""
+    columns = parts[0].columns
+    scores = np.zeros((len(columns), IMPORTANCE_REPEATS))
+    for part in parts:
+        scores[part.positions] = part.scores
+    importances = parts[0].baseline - scores
     table = pd.DataFrame(
         {
-            "column": X.columns,
+            "column": columns,
             "importance_mean": importances.mean(axis=1),
             "importance_std": importances.std(axis=1),
         }
@@ -177,6 +216,24 @@ def explain(
 ) -> Explanations:
     """Brier score (classification) and the permutation importance of the raw columns."""
     table = importance_table(model, X_test, y_test, scoring, seed, n_jobs)
+    return explanations_of(
+        table,
+        y_test=y_test,
+        probabilities=probabilities,
+        classes=classes,
+        positive_label=positive_label,
+    )
+
+
+def explanations_of(
+    table: pd.DataFrame,
+    *,
+    y_test: pd.Series,
+    probabilities: pd.DataFrame,
+    classes: list[str],
+    positive_label: str | None,
+) -> Explanations:
+    """Explanations from the importance table and the test answers (the Brier score)."""
     importance = table.to_dict(orient="records")
     if not classes:  # regression: no probabilities to calibrate
         return Explanations({"permutation_importance": importance}, table)

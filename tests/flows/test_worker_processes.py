@@ -207,9 +207,9 @@ def test_without_a_pool_the_worker_work_stays_in_the_main_process() -> None:
             config=SimpleNamespace(),  # type: ignore[arg-type]
             scorer=None,
             n_jobs=n_jobs,
-            importance_jobs=1,
         )
         assert work.jobs() == [] and work.plots() is None and work.model_file() is None
+        assert work.explains() is None  # the run explains in-process
 
 
 def test_the_default_search_of_every_task_surely_uses_the_pool(tmp_path: Path) -> None:
@@ -306,11 +306,10 @@ def test_the_work_done_in_workers_is_what_the_main_process_would_have_made(
         config=config,  # type: ignore[arg-type]
         scorer=scorer,
         n_jobs=2,
-        importance_jobs=1,
     )
-    assert len(work.jobs()) == 5
+    assert len(work.jobs()) == 6 and len(work.importance_parts) == 2  # one part per worker
     here = explain(model, **explanation_inputs(split, predictions, profile), scoring=scorer, seed=3)  # type: ignore[arg-type]
-    there = work.explanations.result()  # type: ignore[union-attr]
+    there = work.explanations()
     pd.testing.assert_frame_equal(there.importance, here.importance)
     assert there.summary == here.summary
     drift = {"columns": [{"column": "b", "score": 1.5}, {"column": "c", "score": 0.2}]}

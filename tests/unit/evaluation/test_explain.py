@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from tasks.config import ImputeConfig
 from tasks.data.profile import profile_frame
 from tasks.evaluation import explain
-from tasks.evaluation.explain import importance_table
+from tasks.evaluation.explain import importance_from_parts, importance_part, importance_table
 from tasks.model_selection.pipeline import FAMILIES, REGRESSION_FAMILIES, build_pipeline
 from tasks.model_selection.search import build_scorer
 from tests.conftest import make_frame
@@ -107,3 +107,19 @@ def test_the_batches_cover_every_column_once_and_give_each_worker_one() -> None:
     assert len(batches) >= 2
     assert max(len(b) for b in batches) * 3 * 1165 <= explain.ROWS_PER_PREDICTION
     assert explain.column_batches(3, rows_per_copy=10, n_jobs=2) == [[0, 1], [2]]
+
+
+@pytest.mark.parametrize("parts", [2, 3, 12])
+def test_the_parts_of_the_table_make_the_whole_table(parts: int) -> None:
+    """A run's CV workers compute the importance in parts, one per worker: together they are
+    the table one process makes (more parts than columns leaves some parts empty)."""
+    frame = make_frame(160, positive_share=0.3, seed=3)
+    model, X = fitted("random_forest", frame, "label")
+    scorer = build_scorer("average_precision", "yes")
+    whole = importance_table(model, X, frame["label"], scorer, seed=7)
+    pieces = [
+        importance_part(model, X, frame["label"], scorer, 7, part=part, parts=parts)
+        for part in range(parts)
+    ]
+    assert sorted(p for piece in pieces for p in piece.positions) == list(range(X.shape[1]))
+    pd.testing.assert_frame_equal(importance_from_parts(pieces), whole)
