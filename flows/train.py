@@ -37,7 +37,12 @@ from tasks.evaluation.diagnostics import RunEvidence
 from tasks.evaluation.drift import drift_table, reference_sample
 from tasks.model_selection.audit import FoldRefits
 from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
-from tasks.model_selection.encoding import feasible_families, plan_encoding
+from tasks.model_selection.encoding import (
+    EncodingPlan,
+    feasible_families,
+    plan_encoding,
+    prepared_bytes,
+)
 from tasks.model_selection.ensemble import ensemble_wanted
 from tasks.model_selection.hgb_binning import use_fast_weighted_binning
 from tasks.model_selection.parallel import (
@@ -168,15 +173,21 @@ def search_all_families(
     metric: str,
     folds: Any,
     *,
+    plan: EncodingPlan,
     keep_out_of_fold: bool,
 ) -> list[FamilyResult]:
     """One concurrent task per family; the progress bar moves as each one finishes. The families
-    share their fold preparations (each fitted once per fold) and, when set, the time budget,
-    which starts them in order of expected value per second. `keep_out_of_fold`: each keeps its
-    best's out-of-fold predictions for the ensemble."""
+    share their fold preparations (each fitted once per fold; every fold at once when the
+    encoding plan says they fit) and, when set, the time budget, which starts them in order of
+    expected value per second. `keep_out_of_fold`: each keeps its best's out-of-fold predictions
+    for the ensemble."""
     cv_jobs = worker_processes(config, profile, families, folds, len(split.y_train))
     _, threads_per_family = parallel_plan(len(families), cv_jobs)
-    preparations = FoldPreparations(cv_jobs, store_budget(split.X_train))
+    preparations = FoldPreparations(
+        cv_jobs,
+        store_budget(split.X_train),
+        expected_fold_bytes=prepared_bytes(plan, len(split.X_train)),
+    )
     budget = None
     order = families
     if config.search.time_budget is not None:
@@ -310,7 +321,14 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         blend = ensemble_wanted(config.search.ensemble, len(split.y_train))
         return_freed_memory()  # what reading and validating freed, before the search's peak
         results = search_all_families(
-            families, split, profile, config, selection.metric, folds, keep_out_of_fold=blend
+            families,
+            split,
+            profile,
+            config,
+            selection.metric,
+            folds,
+            plan=plan,
+            keep_out_of_fold=blend,
         )
         if blend:
             results += ensemble_of(results, split, profile, config, selection.metric, folds)

@@ -302,10 +302,10 @@ def audit_run(
 
 @task(name="leakage-audit-folds", cache_policy=NO_CACHE, persist_result=False)
 def refit_audit_folds(model: Pipeline, split: DataSplit, folds: Any, n_jobs: int) -> FoldRefits:
-    """The audit's re-fits of a pipeline's data steps on each CV fold, one at a time in the
-    n_jobs processes: beside the winner's refit, more would raise the run's memory peak (1M
-    rows: two at once, +250 MB)."""
-    return fit_data_steps(model, split.X_train, split.y_train, folds, n_jobs, folds_at_once=1)
+    """The audit's re-fits of a pipeline's data steps on each CV fold, one after another in one
+    of the n_jobs processes: beside the winner's refit, more at once would raise the run's memory
+    peak (1M rows: two at once, +250 MB)."""
+    return fit_data_steps(model, split.X_train, split.y_train, folds, n_jobs, in_one_job=True)
 
 
 @task(name="explain", cache_policy=NO_CACHE, persist_result=False)

@@ -150,6 +150,13 @@ def fit_fold_data_steps(
     return clone(data_steps).fit(X.iloc[train], y[train])
 
 
+def fit_folds_data_steps(
+    data_steps: Pipeline, X: pd.DataFrame, y: np.ndarray, trains: list[np.ndarray]
+) -> list[Pipeline]:
+    """fit_fold_data_steps for each fold's training rows, one after another."""
+    return [fit_fold_data_steps(data_steps, X, y, train) for train in trains]
+
+
 FoldRefits = list[tuple[Pipeline, np.ndarray, np.ndarray]]
 
 
@@ -160,18 +167,24 @@ def fit_data_steps(
     folds: BaseCrossValidator,
     n_jobs: int = 1,
     *,
-    folds_at_once: int | None = None,
+    in_one_job: bool = False,
 ) -> FoldRefits:
     """Each fold's data-learning steps (imputer, sampler, encoder and scaler) of `model` (fitted
-    or not: its steps are cloned) fitted on the same folds the search used, up to
-    `folds_at_once` (default n_jobs) side by side in n_jobs processes (the search's pool). The
-    model step is not re-fitted: within a fit it learns from exactly the sampler's output, which
-    the second audit step records (and the final refit shows directly)."""
+    or not: its steps are cloned) fitted on the same folds the search used, side by side in n_jobs
+    processes (the search's pool), or `in_one_job`: one after another in one of them. The model
+    step is not re-fitted: within a fit it learns from exactly the sampler's output, which the
+    second audit step records (and the final refit shows directly)."""
     splits = list(folds.split(X_train, y_train))
     labels = fast_labels(y_train)
-    fitted = Parallel(n_jobs=n_jobs, pre_dispatch=folds_at_once or n_jobs, batch_size=1)(
-        delayed(fit_fold_data_steps)(model[:-1], X_train, labels, train) for train, _ in splits
-    )
+    trains = [train for train, _ in splits]
+    if in_one_job:  # one fold's copy at a time, and one place in the pool's queue
+        (fitted,) = Parallel(n_jobs=n_jobs)(
+            [delayed(fit_folds_data_steps)(model[:-1], X_train, labels, trains)]
+        )
+    else:
+        fitted = Parallel(n_jobs=n_jobs, pre_dispatch=n_jobs, batch_size=1)(
+            delayed(fit_fold_data_steps)(model[:-1], X_train, labels, train) for train in trains
+        )
     return [
         (model, train, validation)
         for model, (train, validation) in zip(fitted, splits, strict=True)

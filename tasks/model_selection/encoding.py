@@ -129,6 +129,12 @@ class EncodingPlan:
     notes: list[str] = field(default_factory=list)
 
 
+def prepared_bytes(plan: EncodingPlan, n_rows: int) -> int:
+    """At most the bytes of n_rows prepared by any family's data steps, dense (the widest
+    encoding, one-hot), with their index: the size `prepared.data_bytes` measures."""
+    return n_rows * (plan.encoded_width + 1) * BYTES_PER_CELL
+
+
 def derived_names(roles: Mapping[str, ColumnRole], taken: list[str]) -> tuple[DateSpec, ...]:
     """A calendar column per date part, named '<column>__<part>', never clashing with a name in
     the data."""

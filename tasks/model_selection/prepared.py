@@ -125,21 +125,33 @@ class FoldPreparations:
     and reuse it. The prepared rows are kept up to `max_bytes` in all, least recently used out
     first (an evicted fold is prepared again if asked for: the same rows give the same fit), so
     memory stays bounded at a million rows. Pickling (a Dask worker) sends an empty store: each
-    remote family prepares its own folds, and its records travel back in its result."""
+    remote family prepares its own folds, and its records travel back in its result.
+    `expected_fold_bytes`: an upper estimate of one prepared fold's size, known before fitting
+    (the encoding plan's), with which a search can prepare every fold at once."""
 
-    def __init__(self, n_jobs: int = 1, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        n_jobs: int = 1,
+        max_bytes: int | None = None,
+        expected_fold_bytes: int | None = None,
+    ) -> None:
         self.n_jobs = n_jobs
         self.max_bytes = max_bytes
+        self.expected_fold_bytes = expected_fold_bytes
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, int], threading.Lock] = {}
         self._folds: OrderedDict[tuple[str, int], PreparedFold] = OrderedDict()
         self.records: dict[tuple[str, int], PreparationRecord] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"n_jobs": self.n_jobs, "max_bytes": self.max_bytes}
+        return {
+            "n_jobs": self.n_jobs,
+            "max_bytes": self.max_bytes,
+            "expected_fold_bytes": self.expected_fold_bytes,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["n_jobs"], state["max_bytes"])  # type: ignore[misc]
+        self.__init__(**state)  # type: ignore[misc]
 
     def prepared_fold(
         self,
@@ -193,6 +205,12 @@ class FoldPreparations:
     def holds_all(self, bytes_per_fold: int, n_folds: int) -> bool:
         """Would every fold's prepared rows fit in the store at once?"""
         return self.max_bytes is None or bytes_per_fold * n_folds <= self.max_bytes
+
+    def surely_holds_all(self, preparations: int, n_folds: int) -> bool:
+        """Do the estimate's folds of this many preparations fit at once (known before fitting)?"""
+        if self.expected_fold_bytes is None:
+            return False
+        return self.holds_all(self.expected_fold_bytes * preparations, n_folds)
 
     def _remember(self, key: str, fold: int, model: Pipeline, seconds: float) -> None:
         earlier = self.records.get((key, fold))
@@ -413,13 +431,18 @@ def search_prepared(
         try:
             keys = {i: preparation_key(cut[i][0]) for i in batch}
             distinct = {keys[i]: cut[i][0] for i in batch}
-            # Fold 0 first: its size says whether every fold fits in the store at once (one
-            # parallel dispatch of every candidate and fold) or the folds go one by one.
-            first = {
-                key: store.prepared_fold(prep, X, labels, splits, 0)
-                for key, prep in distinct.items()
-            }
-            if store.holds_all(sum(data_bytes(f.data) for f in first.values()), n_folds):
+            # Every fold at once when the estimate says they fit (one parallel dispatch of every
+            # preparation, then of every candidate and fold); else fold 0 first, whose size says
+            # whether they fit or the folds go one by one.
+            first: dict[str, PreparedFold] = {}
+            if not store.surely_holds_all(len(distinct), n_folds):
+                first = {
+                    key: store.prepared_fold(prep, X, labels, splits, 0)
+                    for key, prep in distinct.items()
+                }
+            if not first or store.holds_all(
+                sum(data_bytes(f.data) for f in first.values()), n_folds
+            ):
                 fold_groups = [list(range(n_folds))]
             else:
                 fold_groups = [[k] for k in range(n_folds)]
@@ -433,7 +456,7 @@ def search_prepared(
                     for key, prep in distinct.items()
                     for fold in (
                         [first[key]]  # at hand: the store may have let it go for another family's
-                        if group == [0]
+                        if group == [0] and first
                         else store.prepared_folds(prep, X, labels, splits, group)
                     )
                 }

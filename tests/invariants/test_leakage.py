@@ -236,11 +236,11 @@ def test_the_audit_refits_its_folds_in_worker_processes_with_the_same_records() 
 
 
 def test_fold_refits_made_before_the_final_fit_give_the_same_audit() -> None:
-    """The flow re-fits the folds from the winner's unfitted pipeline, one fold at a time in the
-    pool, while it refits the winner itself (flows/train.py: start_audit_refits)."""
+    """The flow re-fits the folds from the winner's unfitted pipeline, one after another in one
+    job in the pool, while it refits the winner itself (flows/train.py: start_audit_refits)."""
     split, result, (folds, _scorer) = sentinel_split("random_under")
     early = fit_data_steps(
-        clone(result.estimator), split.X_train, split.y_train, folds, n_jobs=2, folds_at_once=1
+        clone(result.estimator), split.X_train, split.y_train, folds, n_jobs=2, in_one_job=True
     )
     audit = audit_leakage(
         result.estimator, split.X_train, split.y_train, split.X_test, folds, fold_refits=early

@@ -11,8 +11,14 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from tasks.config import EncodingConfig, ImputeConfig
 from tasks.data.profile import profile_frame
 from tasks.data.split import split_frame
-from tasks.model_selection.encoding import feasible_families, layout_for, plan_encoding
+from tasks.model_selection.encoding import (
+    feasible_families,
+    layout_for,
+    plan_encoding,
+    prepared_bytes,
+)
 from tasks.model_selection.pipeline import FAMILIES, REGRESSION_FAMILIES, build_pipeline
+from tasks.model_selection.prepared import data_bytes
 
 
 def mixed_frame(n_rows: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -63,6 +69,16 @@ def test_the_width_estimate_is_the_encoded_width_and_the_raw_date_is_never_one_h
         pipeline.named_steps["encode"].named_transformers_["target"][0], TargetEncoder
     )
     assert plan.fold_megabytes > 0 and plan.fold_rows == int(np.ceil(len(split.X_train) * 0.8))
+
+
+@pytest.mark.parametrize(
+    "family", ["logistic_regression", "hist_gradient_boosting", "random_forest", "knn"]
+)
+def test_prepared_bytes_bound_what_any_familys_data_steps_make(family: str) -> None:
+    """The search prepares every fold at once when this estimate fits its store."""
+    pipeline, plan, split, _ = fitted(family, mixed_frame())
+    prepared = pipeline[:-1].transform(split.X_train)
+    assert 0 < data_bytes(prepared) <= prepared_bytes(plan, len(split.X_train))
 
 
 def test_unseen_and_missing_values_at_predict_time_are_handled() -> None:

@@ -177,3 +177,41 @@ def test_folds_prepared_one_at_a_time_in_worker_processes_give_the_same_scores()
     assert scores(in_pool) == scores(in_threads)
     assert [r.fits for r in store.records.values()] == [1, 1, 1]
     assert all(r.rows > 0 and r.row_index is not None for r in store.records.values())
+
+
+def recorded_fold_requests(
+    store: FoldPreparations, monkeypatch: pytest.MonkeyPatch
+) -> list[list[int]]:
+    """The folds of each `prepared_folds` call the search makes of `store`."""
+    asked: list[list[int]] = []
+    original = store.prepared_folds
+
+    def recording(preparation: Any, X: Any, y: Any, splits: Any, folds: list[int]) -> Any:
+        asked.append(list(folds))
+        return original(preparation, X, y, splits, folds)
+
+    monkeypatch.setattr(store, "prepared_folds", recording)
+    return asked
+
+
+@pytest.mark.parametrize(
+    ("expected_fold_bytes", "requests"),
+    [
+        (None, [[0], [0, 1, 2]]),  # no estimate: fold 0 first, its size decides
+        (1, [[0, 1, 2]]),  # the estimate fits: every fold in one dispatch
+        (10**9, [[0], [0, 1, 2]]),  # the estimate is over the store: fold 0 first, measured
+    ],
+)
+def test_folds_the_encoding_estimate_says_fit_are_prepared_at_once_with_the_same_scores(
+    expected_fold_bytes: int | None,
+    requests: list[list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    one_store, _ = binary_search("logistic_regression", ["class_weight"], reuse=True)
+    store = FoldPreparations(n_jobs=1, max_bytes=10**8, expected_fold_bytes=expected_fold_bytes)
+    asked = recorded_fold_requests(store, monkeypatch)
+    searched, _ = binary_search("logistic_regression", ["class_weight"], reuse=True, store=store)
+
+    assert asked == requests
+    assert scores(searched) == scores(one_store)
+    assert [r.fits for r in store.records.values()] == [1, 1, 1]
