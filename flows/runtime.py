@@ -72,10 +72,10 @@ def parallel_plan(n_families: int, cores: int) -> tuple[int, int]:
     return concurrent, max(1, cores // concurrent)
 
 
-def check_before_start(params: TrainParameters) -> RunConfig:
-    """What a user can get wrong, cheapest first, before Prefect is imported or a server starts:
+def check_command_line(params: TrainParameters) -> RunConfig:
+    """What a user can get wrong, cheapest first, before scikit-learn or Prefect is imported:
     the command line and config keys (did-you-mean), the data file and its header (the target
-    among its columns), then the families, grids and schema the config names."""
+    among its columns). The families, grids and schema the config names are resolve_config's."""
     from tasks.data.header import check_target_in_header
 
     early = parse_config(
@@ -85,7 +85,7 @@ def check_before_start(params: TrainParameters) -> RunConfig:
         target=params.target,
     )
     check_target_in_header(early.data, early.target)
-    return resolve_config(params)
+    return early
 
 
 # What a deployment's run form may override (the Prefect server has no authentication, so the

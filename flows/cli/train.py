@@ -241,6 +241,12 @@ def import_training() -> None:
 def start_cv_pool(processes: int) -> None:
     """Start the CV worker processes in the background: each imports scikit-learn (seconds)
     while this process imports Prefect and starts the flow."""
+    # What the warm-up thread would import itself, imported here: no module is then imported by
+    # two threads at once (this one goes on importing scikit-learn or Prefect), which can deadlock.
+    import joblib.externals.loky.backend.fork_exec
+    import joblib.externals.loky.backend.popen_loky_posix
+    import joblib.externals.loky.backend.synchronize  # noqa: F401
+
     from tasks.model_selection.parallel import start_worker_pool
 
     def start() -> None:
@@ -254,8 +260,9 @@ def start_cv_pool(processes: int) -> None:
 
 
 def start_cv_pool_early(config: RunConfig) -> bool:
-    """Start the pool before the training modules are imported when the search surely uses it
-    (the default search, or a large file); True when started."""
+    """Start the pool before scikit-learn is imported here when the search surely uses it (the
+    default search, or a large file; `config` as parsed, before its families and grids are
+    checked); True when started."""
     from flows.runtime import available_cores
     from tasks.model_selection.parallel import surely_uses_pool
 
@@ -269,6 +276,20 @@ def start_cv_pool_early(config: RunConfig) -> bool:
         start_cv_pool(processes)
         return True
     return False
+
+
+@contextmanager
+def workers_ended_on_error(pool_started: bool) -> Iterator[None]:
+    """A check that fails after the pool's early start ends its workers at once: the command
+    exits with its one sentence instead of waiting for their imports."""
+    try:
+        yield
+    except BaseException:
+        if pool_started:
+            from tasks.model_selection.parallel import end_worker_fits
+
+            end_worker_fits()
+        raise
 
 
 def warm_up_cv_pool(config: RunConfig) -> None:
@@ -311,7 +332,7 @@ def command_train(args: argparse.Namespace) -> int:
 
 def train_command(args: argparse.Namespace) -> int:
     from flows.cli.stop import stop_searches_on, stoppable
-    from flows.runtime import TrainParameters, check_before_start
+    from flows.runtime import TrainParameters, check_command_line, resolve_config
 
     params = TrainParameters(
         config=str(args.config) if args.config else None,
@@ -319,20 +340,24 @@ def train_command(args: argparse.Namespace) -> int:
         target=args.target,
         overrides=args.set or [],
     )
-    config = check_before_start(params)  # a user's mistake is answered before Prefect starts
-    from tasks.model_selection.parallel import count_physical_cores
+    # A user's mistake is answered before Prefect starts: the command line and the data file's
+    # header first, then (scikit-learn) the families, grids and schema, beside the pool's start.
+    early = check_command_line(params)
+    started_early = not args.dask_address and start_cv_pool_early(early)
+    with workers_ended_on_error(started_early):
+        config = resolve_config(params)
+        from tasks.model_selection.parallel import count_physical_cores
 
-    count_physical_cores()  # lscpu, while this process is small (the flow asks again: cached)
-    from tasks.checks import check_runs_dir  # scikit-learn (2.6 s): only once the answer is no
+        count_physical_cores()  # lscpu, while this process is small (the flow asks: cached)
+        from tasks.checks import check_runs_dir
 
-    check_runs_dir(config.runs_dir)
-    if args.dask_address:
-        from flows.deployments import check_dask_address
+        check_runs_dir(config.runs_dir)
+        if args.dask_address:
+            from flows.deployments import check_dask_address
 
-        check_dask_address(args.dask_address)
+            check_dask_address(args.dask_address)
     stop_searches_on(args.dask_address)
     with stoppable():
-        started_early = not args.dask_address and start_cv_pool_early(config)
         return train_in_prefect(args, params, config, pool_started=started_early)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.runtime import TrainParameters, check_before_start
+from flows.runtime import TrainParameters, check_command_line, resolve_config
 from tasks.config import parse_config
 from tasks.data.header import check_target_in_header, closest
 from tasks.errors import ConfigError, DataError
@@ -29,8 +29,11 @@ from flows.cli.main import main
 stderr = io.StringIO()
 with contextlib.redirect_stderr(stderr):
     code = main(sys.argv[1:])
+pool = sys.modules.get("joblib.externals.loky.reusable_executor")
+executor = getattr(pool, "_executor", None)
+workers = [p for p in getattr(executor, "_processes", {}).values() if p.is_alive()]
 print(json.dumps({"code": code, "stderr": stderr.getvalue(),
-                  "prefect_imported": "prefect" in sys.modules}))
+                  "prefect_imported": "prefect" in sys.modules, "workers": len(workers)}))
 """
 
 
@@ -60,8 +63,15 @@ def answer_of(args: list[str], home: Path) -> dict[str, object]:
         (["train", str(PENGUINS), "--set", "splitt.cv_folds=3"], "Did you mean 'split'?"),
         (["train", str(PENGUINS), "--set", "models=[knn"], "--set 'models=[knn'"),
         (["train", str(PENGUINS), "--set", "models=[no_such_family]"], "unknown model family"),
+        (  # the default search: its CV workers start beside this check, and end with it
+            [
+                *["train", "--data", str(PENGUINS_DATA), "--target", "species"],
+                *["--set", f"runs_dir={PENGUINS_DATA}"],
+            ],
+            "is a file, not a folder; set runs_dir to a folder.",
+        ),
     ],
-    ids=["wrong-target", "missing-file", "bad-key", "set-syntax", "unknown-family"],
+    ids=["wrong-target", "missing-file", "bad-key", "set-syntax", "unknown-family", "runs-dir"],
 )
 def test_mistakes_are_answered_before_prefect_is_imported(
     args: list[str], sentence: str, tmp_path: Path
@@ -72,6 +82,7 @@ def test_mistakes_are_answered_before_prefect_is_imported(
     lines = str(answer["stderr"]).strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and sentence in lines[0]
     assert answer["prefect_imported"] is False
+    assert answer["workers"] == 0  # ended at the answer, not at the interpreter's exit
     assert not home.exists()  # no server, temporary or not, opened the Prefect home
 
 
@@ -147,7 +158,9 @@ def test_checks_run_cheapest_first_the_header_before_the_families(tmp_path: Path
         data=str(PENGUINS_DATA), target="specis", overrides=["models=[no_such_family]"]
     )
     with pytest.raises(DataError, match="specis"):
-        check_before_start(params)
+        check_command_line(params)
+    with pytest.raises(ConfigError, match="no_such_family"):
+        resolve_config(params.model_copy(update={"target": "species"}))
 
 
 def test_closest_ignores_case() -> None:
