@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from imblearn.pipeline import Pipeline
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
 from tasks.evaluation.metrics import (
     classification_metrics,
@@ -17,14 +19,36 @@ from tasks.evaluation.uncertainty import bootstrap_intervals, regression_interva
 PROBABILITY_PREFIX = "proba_"
 
 
+# Classifiers whose `predict` is, in scikit-learn's own code, `classes_` at the argmax of
+# their predict_proba: their labels are taken from the probabilities instead of predicting twice.
+MOST_PROBABLE_CLASS = (RandomForestClassifier, ExtraTreesClassifier)
+
+
+def probabilities_and_labels(model: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """model.predict_proba(X) and model.predict(X). Of a pipeline, the data steps transform X
+    once for both (samplers, which only resample while fitting, are skipped as in its predict);
+    a threshold-tuned model answers both itself."""
+    if not isinstance(model, Pipeline):
+        return model.predict_proba(X), model.predict(X)
+    transformed = X
+    for step in model[:-1].named_steps.values():
+        if step is not None and step != "passthrough" and not hasattr(step, "fit_resample"):
+            transformed = step.transform(transformed)
+    final = model[-1]
+    probabilities = final.predict_proba(transformed)
+    if isinstance(final, MOST_PROBABLE_CLASS):
+        return probabilities, final.classes_.take(np.argmax(probabilities, axis=1))
+    return probabilities, final.predict(transformed)
+
+
 def predict_test(model: Pipeline, X_test: pd.DataFrame, y_test: pd.Series) -> pd.DataFrame:
     """Test rows: row index, y_true, y_pred and one probability column per class."""
     classes = [str(label) for label in model.classes_]
-    probabilities = model.predict_proba(X_test)
+    probabilities, labels = probabilities_and_labels(model, X_test)
     frame = pd.DataFrame(
         probabilities, columns=[f"{PROBABILITY_PREFIX}{c}" for c in classes], index=X_test.index
     )
-    predicted = pd.Series(model.predict(X_test), index=X_test.index).astype(str)
+    predicted = pd.Series(labels, index=X_test.index).astype(str)
     frame.insert(0, "y_pred", predicted)
     frame.insert(0, "y_true", y_test.astype(str))
     frame.insert(0, "row", X_test.index)
