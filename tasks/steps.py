@@ -18,6 +18,7 @@ from imblearn.pipeline import Pipeline
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from sklearn.model_selection import ParameterGrid
 
 from schemas.infer import infer_schema, load_schema
 from tasks.config import ClusteringConfig, RunConfig, SplitConfig
@@ -50,7 +51,13 @@ from tasks.model_selection.pipeline import (
     size_params,
 )
 from tasks.model_selection.prepared import FoldPreparations
-from tasks.model_selection.search import FamilyResult, build_scorer, refit_best, search_family
+from tasks.model_selection.search import (
+    FamilyResult,
+    build_scorer,
+    refit_best,
+    resolve_strategy,
+    search_family,
+)
 from tasks.model_selection.threshold import tune_threshold
 from tasks.run.artifacts import publish_validation_failures
 from tasks.segmentation.clustering import (
@@ -178,6 +185,10 @@ def search_model_family(
         config.seed,
     )
     plan = plan_encoding(profile, split.X_train, config.encoding, folds.get_n_splits())
+    strategy = resolve_strategy(
+        config.search.strategy, len(split.y_train), len(ParameterGrid(grid)), budget
+    )
+    halving = strategy == "halving"
     pipeline = build_pipeline(
         spec,
         profile.numeric_columns,
@@ -185,7 +196,7 @@ def search_model_family(
         config.impute,
         config.seed,
         layout=layout_for(profile, split.X_train, plan, config.encoding, config.seed),
-    ).set_params(**size_params(spec, len(split.y_train)))
+    ).set_params(**size_params(spec, len(split.y_train), halving=halving))
     with cv_parallelism(n_jobs, threads) as cv_jobs:
         result = search_family(
             family,

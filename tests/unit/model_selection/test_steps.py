@@ -194,7 +194,10 @@ def test_boosting_on_mid_sized_data_stops_early_and_may_run_longer() -> None:
     assert size_params(boosting, 12_000) == longer
     assert size_params(REGRESSION_FAMILIES["hist_gradient_boosting"], 12_000) == longer
     assert size_params(boosting, 9_999) == {}  # no early stopping: 300 trees would cost 3x
-    assert size_params(boosting, 50_000) == {}  # halving's range: scikit-learn's defaults
+    # above: scikit-learn's 100 iterations, and early stopping also in a fit an under-sampler
+    # leaves under 10,000 rows; successive halving keeps scikit-learn's defaults
+    assert size_params(boosting, 50_000) == {"model__early_stopping": True}
+    assert size_params(boosting, 50_000, halving=True) == {}
     assert size_params(FAMILIES["random_forest"], 12_000) == {}
     pipeline = build_pipeline(boosting, ["x"], [], ImputeConfig(), 0)
     model = pipeline.set_params(**size_params(boosting, 12_000)).named_steps["model"]
