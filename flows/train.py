@@ -23,7 +23,6 @@ from flows.runtime import (
     generate_run_name,
     parallel_plan,
     resolve_config,
-    return_freed_memory,
     stop_at_once_on_sigterm,
     untagged_task_runs,
 )
@@ -35,6 +34,7 @@ from tasks.data.split import DataSplit, folds_for_split
 from tasks.data.split_columns import resolve_split_columns, split_column_notes
 from tasks.evaluation.diagnostics import RunEvidence
 from tasks.evaluation.drift import drift_table, reference_sample
+from tasks.memory import return_freed_memory
 from tasks.model_selection.audit import FoldRefits
 from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
 from tasks.model_selection.encoding import (

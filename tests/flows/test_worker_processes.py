@@ -25,7 +25,7 @@ from sklearn.ensemble import VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
-from flows.runtime import available_cores, return_freed_memory
+from flows.runtime import available_cores
 from flows.train import (
     audit_refits_for,
     expected_worker_processes,
@@ -37,6 +37,7 @@ from tasks.config import build_config
 from tasks.data.header import has_rows
 from tasks.evaluation.evaluate import predict_test
 from tasks.evaluation.explain import explain
+from tasks.memory import return_freed_memory
 from tasks.model_selection.audit import INPUT_AUDIT, FitAudit
 from tasks.model_selection.parallel import (
     POOL_MIN_FITS,
