@@ -17,6 +17,7 @@ MAX_MODULES_PER_FOLDER = 12
 # Lowest first: a module may import its own layer and any layer listed before it.
 LAYERS = (
     "tasks.errors",
+    "tasks.memory",
     "schemas",
     "tasks.config",
     "tasks.data",
