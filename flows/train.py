@@ -9,7 +9,7 @@ from typing import Any
 
 from imblearn.pipeline import Pipeline
 from prefect import flow, get_run_logger
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
@@ -35,7 +35,7 @@ from tasks.data.split_columns import resolve_split_columns, split_column_notes
 from tasks.evaluation.diagnostics import RunEvidence
 from tasks.evaluation.drift import drift_table, reference_sample
 from tasks.memory import return_freed_memory
-from tasks.model_selection.audit import FoldRefits
+from tasks.model_selection.audit import FoldRefits, StartedFoldRefits, start_fold_refits
 from tasks.model_selection.budget import SearchBudget, by_expected_value_per_second
 from tasks.model_selection.encoding import (
     EncodingPlan,
@@ -89,7 +89,6 @@ from tasks.steps import (
     load_data,
     measure_drift,
     profile_data,
-    refit_audit_folds,
     refit_winner,
     search_ensemble_of_families,
     search_model_family,
@@ -239,27 +238,26 @@ def ensemble_of(
 
 def start_audit_refits(
     results: list[FamilyResult], split: DataSplit, folds: Any, n_jobs: int
-) -> tuple[str, PrefectFuture[FoldRefits]] | None:
-    """The leakage audit's fold re-fits of the winner's data steps, started in the CV pool before
+) -> tuple[str, StartedFoldRefits] | None:
+    """The leakage audit's fold re-fits of the winner's data steps, sent to the CV pool before
     the main process refits the winner, whose single-threaded data preparation leaves a core idle
     (1M rows: about 7 s). None without a pool, or for an ensemble (audited member by member)."""
     winner = select_best(results)
     if n_jobs == 1 or not isinstance(winner.estimator, Pipeline):
         return None
     unfitted = clone(winner.estimator)  # the main thread fits the winner's own object meanwhile
-    return winner.family, refit_audit_folds.submit(unfitted, split, folds, n_jobs)
+    return winner.family, start_fold_refits(unfitted, split.X_train, split.y_train, folds, n_jobs)
 
 
 def audit_refits_for(
-    best: FamilyResult, started: tuple[str, PrefectFuture[FoldRefits]] | None
+    best: FamilyResult, started: tuple[str, StartedFoldRefits] | None
 ) -> FoldRefits | None:
     """The fold re-fits started early, if they were of the family that won (a winner whose refit
     failed gives way to the next best)."""
     if started is None:
         return None
-    family, future = started
-    refits = future.result()
-    return refits if family == best.family else None
+    family, refits = started
+    return refits.result() if family == best.family else None
 
 
 def shared_preparations(results: list[FamilyResult]) -> list[PreparationRecord]:
@@ -333,7 +331,6 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
         if blend:
             results += ensemble_of(results, split, profile, config, selection.metric, folds)
         cv_jobs = worker_processes(config, profile, families, folds, len(split.y_train))
-        audit_refits = start_audit_refits(results, split, folds, cv_jobs)  # beside the refit
         worker_work = start_worker_work(
             results,
             split=split,
@@ -342,6 +339,7 @@ def train(params: TrainParameters | None = None, resolved: RunConfig | None = No
             config=config,
             n_jobs=cv_jobs,
         )
+        audit_refits = start_audit_refits(results, split, folds, cv_jobs)  # beside the refit
         with threadpool_limits(limits=refit_threads(len(split.y_train), cv_jobs)):
             best = refit_winner(results, split)
         clock.lap("search")

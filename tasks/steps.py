@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-from imblearn.pipeline import Pipeline
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -38,7 +37,7 @@ from tasks.evaluation.evaluate import (
     report_test_metrics,
 )
 from tasks.evaluation.explain import Explanations, explain
-from tasks.model_selection.audit import FoldRefits, audit_leakage, fit_data_steps
+from tasks.model_selection.audit import FoldRefits, audit_leakage
 from tasks.model_selection.budget import SearchBudget
 from tasks.model_selection.encoding import layout_for, plan_encoding
 from tasks.model_selection.ensemble import search_ensemble
@@ -295,7 +294,7 @@ def audit_run(
 ) -> dict[str, Any]:
     """What every fitted step saw, per fold, per shared fold preparation and for the final refit;
     computed, not assumed. The folds' refits run in n_jobs processes (the search's pool), unless
-    `fold_refits` made them already (refit_audit_folds)."""
+    `fold_refits` made them already (flows/train.py: start_audit_refits)."""
     return audit_leakage(
         pipeline_of(model),
         split.X_train,
@@ -309,14 +308,6 @@ def audit_run(
         n_jobs=n_jobs,
         fold_refits=fold_refits,
     )
-
-
-@task(name="leakage-audit-folds", cache_policy=NO_CACHE, persist_result=False)
-def refit_audit_folds(model: Pipeline, split: DataSplit, folds: Any, n_jobs: int) -> FoldRefits:
-    """The audit's re-fits of a pipeline's data steps on each CV fold, one after another in one
-    of the n_jobs processes: beside the winner's refit, more at once would raise the run's memory
-    peak (1M rows: two at once, +250 MB)."""
-    return fit_data_steps(model, split.X_train, split.y_train, folds, n_jobs, in_one_job=True)
 
 
 @task(name="explain", cache_policy=NO_CACHE, persist_result=False)

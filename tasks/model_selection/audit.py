@@ -20,17 +20,27 @@ from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils.parallel import Parallel, delayed
 
 from tasks.data.split import fast_labels
-from tasks.model_selection.parallel import stop_with_the_parent
+from tasks.model_selection.parallel import WorkerJob, start_in_worker, stop_with_the_parent
 
 INPUT_AUDIT = "audit_input"
 RESAMPLED_AUDIT = "audit_resampled"
 
 
+def row_hashes(X: Any) -> np.ndarray:
+    """One hash per row of its content and index label: a row's hash depends on that row alone,
+    so the hashes of some rows are those rows' entries of the whole table's hashes."""
+    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
+    return pd.util.hash_pandas_object(frame, index=True).to_numpy()
+
+
+def fingerprint_of(hashes: np.ndarray) -> str:
+    """sha256 of row hashes in sorted order (order-independent), shortened for reading."""
+    return hashlib.sha256(np.sort(hashes).tobytes()).hexdigest()[:16]
+
+
 def rows_fingerprint(X: Any) -> str:
     """sha256 of the rows' content and index (order-independent), shortened for reading."""
-    frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
-    row_hashes = np.sort(pd.util.hash_pandas_object(frame, index=True).to_numpy())
-    return hashlib.sha256(row_hashes.tobytes()).hexdigest()[:16]
+    return fingerprint_of(row_hashes(X))
 
 
 def label_counts(y: Any) -> dict[str, int]:
@@ -102,9 +112,10 @@ class TrainFold:
     fingerprint: str
 
     @classmethod
-    def of(cls, X_train: pd.DataFrame, train: np.ndarray) -> TrainFold:
-        fold = X_train.iloc[train]
-        return cls(fold.index.sort_values(), rows_fingerprint(fold))
+    def of(cls, X_train: pd.DataFrame, hashes: np.ndarray, train: np.ndarray) -> TrainFold:
+        """The fold of rows `train`, from every row's hashes (row_hashes(X_train): the table
+        hashed once for all of its folds)."""
+        return cls(X_train.index[train].sort_values(), fingerprint_of(hashes[train]))
 
     def summary(self) -> dict[str, Any]:
         return {"rows": len(self.rows), "fingerprint": self.fingerprint}
@@ -166,29 +177,53 @@ def fit_data_steps(
     y_train: pd.Series,
     folds: BaseCrossValidator,
     n_jobs: int = 1,
-    *,
-    in_one_job: bool = False,
 ) -> FoldRefits:
     """Each fold's data-learning steps (imputer, sampler, encoder and scaler) of `model` (fitted
     or not: its steps are cloned) fitted on the same folds the search used, side by side in n_jobs
-    processes (the search's pool), or `in_one_job`: one after another in one of them. The model
-    step is not re-fitted: within a fit it learns from exactly the sampler's output, which the
-    second audit step records (and the final refit shows directly)."""
+    processes (the search's pool). The model step is not re-fitted: within a fit it learns from
+    exactly the sampler's output, which the second audit step records (and the final refit shows
+    directly)."""
     splits = list(folds.split(X_train, y_train))
     labels = fast_labels(y_train)
-    trains = [train for train, _ in splits]
-    if in_one_job:  # one fold's copy at a time, and one place in the pool's queue
-        (fitted,) = Parallel(n_jobs=n_jobs)(
-            [delayed(fit_folds_data_steps)(model[:-1], X_train, labels, trains)]
-        )
-    else:
-        fitted = Parallel(n_jobs=n_jobs, pre_dispatch=n_jobs, batch_size=1)(
-            delayed(fit_fold_data_steps)(model[:-1], X_train, labels, train) for train in trains
-        )
+    fitted = Parallel(n_jobs=n_jobs, pre_dispatch=n_jobs, batch_size=1)(
+        delayed(fit_fold_data_steps)(model[:-1], X_train, labels, train) for train, _ in splits
+    )
     return [
         (model, train, validation)
         for model, (train, validation) in zip(fitted, splits, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class StartedFoldRefits:
+    """fit_data_steps' refits, running one fold after another in one local CV worker."""
+
+    job: WorkerJob[list[Pipeline]]
+    splits: list[tuple[np.ndarray, np.ndarray]]
+
+    def result(self) -> FoldRefits:
+        return [
+            (model, train, validation)
+            for model, (train, validation) in zip(self.job.result(), self.splits, strict=True)
+        ]
+
+
+def start_fold_refits(
+    model: Pipeline,
+    X_train: pd.DataFrame,
+    y_train: pd.Series,
+    folds: BaseCrossValidator,
+    n_jobs: int,
+) -> StartedFoldRefits:
+    """fit_data_steps as one job in the search's pool of n_jobs processes, queued now (not
+    through a task thread, which queued it behind every job sent meanwhile); one fold's copy at
+    a time, as more at once would raise the run's memory peak (1M rows: two at once, +250 MB)."""
+    splits = list(folds.split(X_train, y_train))
+    trains = [train for train, _ in splits]
+    job = start_in_worker(
+        fit_folds_data_steps, model[:-1], X_train, fast_labels(y_train), trains, n_jobs=n_jobs
+    )
+    return StartedFoldRefits(job, splits)
 
 
 def shared_groups(groups: pd.Series, fit_rows: pd.Index, evaluation_rows: pd.Index) -> int:
@@ -282,7 +317,8 @@ def audit_leakage(
         )
     refits = fold_refits or fit_data_steps(final_model, X_train, y_train, folds, n_jobs)
     test_rows = X_test.index
-    train_folds = [TrainFold.of(X_train, train) for _, train, _ in refits]
+    hashes = row_hashes(X_train)
+    train_folds = [TrainFold.of(X_train, hashes, train) for _, train, _ in refits]
     validation_rows = [X_train.index[validation] for _, _, validation in refits]
     shared = [
         shared_preparation_record(
@@ -372,7 +408,8 @@ def audit_ensemble(
         for name, member in fitted_members(final_model)
     }
     splits = list(folds.split(X_train, y_train))
-    train_folds = [TrainFold.of(X_train, train) for train, _ in splits]
+    hashes = row_hashes(X_train)
+    train_folds = [TrainFold.of(X_train, hashes, train) for train, _ in splits]
     shared = [
         shared_preparation_record(
             record,

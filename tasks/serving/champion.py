@@ -22,7 +22,7 @@ from tasks.evaluation.evaluate import probability_columns
 from tasks.evaluation.paired import ScoreFunction, metric_on_resamples, paired_difference
 from tasks.run.model_io import MODEL_FILE_NAME, load_checked_model
 from tasks.run.rundir import PARTIAL_SUFFIX
-from tasks.serving.predict import predict_with_card
+from tasks.serving.answers import predict_with_card
 from tasks.serving.registry import (
     champion_run_id,
     crown,

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from imblearn.pipeline import Pipeline
@@ -26,6 +25,7 @@ from tasks.errors import (
 from tasks.evaluation.evaluate import PROBABILITY_PREFIX
 from tasks.run.model_io import LEGACY_MODEL_FILE_NAME, MODEL_FILE_NAME, load_checked_model
 from tasks.run.rundir import PARTIAL_SUFFIX
+from tasks.serving.answers import predict_with_card
 from tasks.serving.registry import LOCK_FILE, REGISTRY_FILE, champion_dir, read_json_or_none
 
 CHAMPION_PREFIX = "champion:"
@@ -127,25 +127,6 @@ def load_run_model(
     target = str(metrics.get("target", ""))
     schema = prediction_schema(read_run_schema(run_dir), target, list(card["input_columns"]))
     return RunModel(run_dir, model, card, schema, target)
-
-
-def predict_with_card(model: Pipeline, card: dict[str, Any], X: pd.DataFrame) -> pd.DataFrame:
-    """y_pred and, for a classifier, one probability column per class (named by class); a binary
-    model with a decision threshold in its card predicts the positive class at or above it. A
-    regressor's y_pred is its predicted value."""
-    features = X[list(card["input_columns"])]
-    if not card.get("classes"):  # regression
-        return pd.DataFrame({"y_pred": model.predict(features)}, index=X.index)
-    classes = [str(c) for c in model.classes_]
-    probabilities = pd.DataFrame(model.predict_proba(features), columns=classes, index=X.index)
-    threshold, positive = card.get("decision_threshold"), card.get("positive_label")
-    if threshold is None or positive is None or len(classes) != 2:
-        labels = pd.Series(model.predict(features), index=X.index).astype(str)
-    else:
-        negative = next(c for c in classes if c != str(positive))
-        chosen = np.where(probabilities[str(positive)] >= threshold, str(positive), negative)
-        labels = pd.Series(chosen, index=X.index, dtype=str)
-    return probabilities.assign(y_pred=labels)
 
 
 def prediction_failure_message(cases: pd.DataFrame, source: str, run_model: RunModel) -> str:

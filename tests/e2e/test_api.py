@@ -18,7 +18,7 @@ import pytest
 
 from flows.cli.main import main
 from tasks.run.model_io import load_checked_model
-from tasks.serving.predict import predict_with_card
+from tasks.serving.answers import predict_with_card
 from tests.conftest import PROJECT_ROOT, free_port, stop_process
 from tests.trained_run import DATASET, TrainedRun
 

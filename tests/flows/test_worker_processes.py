@@ -9,7 +9,6 @@ import os
 import sys
 import time
 import warnings
-from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -38,11 +37,12 @@ from tasks.data.header import has_rows
 from tasks.evaluation.evaluate import predict_test
 from tasks.evaluation.explain import explain
 from tasks.memory import return_freed_memory
-from tasks.model_selection.audit import INPUT_AUDIT, FitAudit
+from tasks.model_selection.audit import INPUT_AUDIT, FitAudit, StartedFoldRefits
 from tasks.model_selection.parallel import (
     POOL_MIN_FITS,
     POOL_MIN_ROWS,
     WORKER_NICENESS,
+    WorkerJob,
     local_pool_is_running,
     release_worker_pool,
     release_worker_pool_after,
@@ -246,9 +246,11 @@ def test_the_audit_refits_start_early_only_in_the_pool_and_serve_only_their_fami
         estimator=VotingClassifier([("a", pipeline)]),
     )
     assert start_audit_refits([single, ensemble], split, folds, n_jobs=2) is None
-    made: Future[list[str]] = Future()
-    made.set_result(["fold refits"])
-    assert audit_refits_for(single, ("logistic_regression", made)) == ["fold refits"]
+    train, validation = np.arange(2), np.arange(2, 3)
+    made = StartedFoldRefits(WorkerJob(iter([([pipeline], [])])), [(train, validation)])
+    assert audit_refits_for(single, ("logistic_regression", made)) == [
+        (pipeline, train, validation)
+    ]
     assert audit_refits_for(single, ("hist_gradient_boosting", made)) is None
     assert audit_refits_for(single, None) is None
 

@@ -8,7 +8,14 @@ from sklearn.base import clone
 from tasks.config import ImputeConfig
 from tasks.data.profile import profile_frame
 from tasks.data.split import DataSplit, make_folds, split_frame
-from tasks.model_selection.audit import INPUT_AUDIT, audit_leakage, fit_data_steps
+from tasks.model_selection.audit import (
+    INPUT_AUDIT,
+    TrainFold,
+    audit_leakage,
+    row_hashes,
+    rows_fingerprint,
+    start_fold_refits,
+)
 from tasks.model_selection.pipeline import FAMILIES, build_param_grid, build_pipeline
 from tasks.model_selection.search import build_scorer, search_family
 from tests.conftest import make_frame
@@ -70,6 +77,29 @@ def test_every_fold_fits_exactly_its_training_rows_and_keeps_validation_untouche
         for label, count in validation.items():
             validation_total[label] += count
     assert validation_total == split.y_train.value_counts().to_dict()
+
+
+def test_a_folds_fingerprint_from_the_tables_row_hashes_is_its_own_rows_fingerprint() -> None:
+    """The audit hashes the training table once for all folds; what a fitted step records is
+    its own rows' fingerprint: the two agree for every kind of column."""
+    rng = np.random.default_rng(3)
+    n = 300
+    table = pd.DataFrame(
+        {
+            "number": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)),
+            "text": pd.Series(rng.choice(["a", "b", "ç", "long text"], n), dtype="str"),
+            "objects": pd.Series(rng.choice(["x", None, "y"], n), dtype=object),
+            "category": pd.Categorical(rng.choice(["low", "high"], n)),
+            "flag": rng.random(n) < 0.5,
+            "when": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 999, n), "D"),
+        },
+        index=rng.permutation(np.arange(1000, 1000 + n)),
+    )
+    train = np.sort(rng.choice(n, 200, replace=False))
+    fold = TrainFold.of(table, row_hashes(table), train)
+    assert fold.fingerprint == rows_fingerprint(table.iloc[train])
+    assert fold.equals(table.index[train].to_numpy()[::-1])
+    assert fold.fingerprint != rows_fingerprint(table.iloc[train[1:]])
 
 
 def test_the_audit_detects_leakage_when_test_rows_were_fitted() -> None:
@@ -239,9 +269,9 @@ def test_fold_refits_made_before_the_final_fit_give_the_same_audit() -> None:
     """The flow re-fits the folds from the winner's unfitted pipeline, one after another in one
     job in the pool, while it refits the winner itself (flows/train.py: start_audit_refits)."""
     split, result, (folds, _scorer) = sentinel_split("random_under")
-    early = fit_data_steps(
-        clone(result.estimator), split.X_train, split.y_train, folds, n_jobs=2, in_one_job=True
-    )
+    early = start_fold_refits(
+        clone(result.estimator), split.X_train, split.y_train, folds, n_jobs=2
+    ).result()
     audit = audit_leakage(
         result.estimator, split.X_train, split.y_train, split.X_test, folds, fold_refits=early
     )

@@ -29,12 +29,13 @@ from tasks.evaluation.paired import weighted_label_scores, weighted_ranking_scor
 from tasks.model_selection.parallel import release_worker_pool, start_in_worker
 from tasks.run.model_io import load_checked_model, load_skops, model_file_bytes, save_model
 from tasks.run.rundir import fail_run, start_run
+from tasks.serving.answers import predict_with_card
 from tasks.serving.champion import (
     champion_answers_or_error,
     judge_against_champion,
     paired_bootstrap,
 )
-from tasks.serving.predict import predict_with_card, read_run_schema
+from tasks.serving.predict import read_run_schema
 from tasks.serving.registry import (
     REGISTRY_FILE,
     champion_run_id,

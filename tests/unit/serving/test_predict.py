@@ -14,7 +14,8 @@ from flows.cli.main import main
 from flows.predict import PredictParameters, predict_deployment
 from tasks.errors import StorageError
 from tasks.run.model_io import load_checked_model
-from tasks.serving.predict import predict_with_card, write_predictions_file
+from tasks.serving.answers import predict_with_card
+from tasks.serving.predict import write_predictions_file
 from tests.conftest import make_frame
 from tests.filesystems import read_only_disk, small_disk
 from tests.trained_run import DATASET, TrainedRun
