@@ -47,9 +47,8 @@ class DropTracebacks(logging.Filter):
 
 def quiet_prefect_console(debug: bool) -> None:
     """Terminal shows warnings only (the UI still gets every log); --debug shows all."""
-    from prefect.logging.configuration import setup_logging
+    import prefect.main  # noqa: F401  # its import sets Prefect's logging up (once: again was 0.05 s)
 
-    setup_logging()
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.INFO if debug else logging.WARNING)
         if not debug:
