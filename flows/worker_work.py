@@ -1,7 +1,7 @@
 """The run's work after its search that the search's CV workers do (WorkerWork), in two rounds:
 while the main process refits the winner (single-threaded there, so a core is free), the plots
-of the search and the data and the champion's answers for the test rows; once the model is
-evaluated, the permutation importance, the plots of the test predictions and the model file's
+of the search and the data; once the model is evaluated, the permutation importance, the
+champion's answers for the test rows, the plots of the test predictions and the model file's
 bytes, beside the audit and the diagnostics. At 100k rows this was about 3 s of the main
 process's CPU after the search."""
 
@@ -73,8 +73,8 @@ class WorkerWork:
         self, evidence: RunEvidence, *, config: RunConfig, scorer: Any, n_jobs: int
     ) -> WorkerWork:
         """The evaluated model's work, in the order the run needs the results: the importance,
-        one part per worker (the run waits for it first), the prediction plots, the model
-        file."""
+        one part per worker (the run waits for it first), the champion's answers (the champion
+        decision's, after the importance), the prediction plots, the model file."""
         if self.search_plots is None:
             return self
         model, split, predictions = evidence.model, evidence.split, evidence.predictions
@@ -92,16 +92,26 @@ class WorkerWork:
             )
             for part in range(n_jobs)
         ]
+        answers = None
+        if self.champion is not None:  # needed after the importance, by the champion decision
+            answers = start_in_worker(
+                champion_answers_or_error,
+                config.runs_dir,
+                self.champion,
+                split.X_test,
+                n_jobs=n_jobs,
+            )
         plots = start_in_worker(
             prediction_plots, predictions=predictions, profile=evidence.profile, n_jobs=n_jobs
         )
         content = start_in_worker(model_file_bytes, model, n_jobs=n_jobs)
-        answers = explanation_inputs(split, predictions, evidence.profile)
-        del answers["X_test"]
+        test_answers = explanation_inputs(split, predictions, evidence.profile)
+        del test_answers["X_test"]
         return replace(
             self,
             importance_parts=importance,
-            test_answers=answers,
+            champion_answers=answers,
+            test_answers=test_answers,
             prediction_plots=plots,
             model_file_bytes=content,
         )
@@ -159,8 +169,10 @@ def start_worker_work(
     n_jobs: int,
 ) -> WorkerWork:
     """WorkerWork's first round, right after the search, in its pool of n_jobs processes when it
-    is still up: the search and data plots, the champion's answers, and matplotlib for the
-    worker that did not draw them (the prediction plots may go to either)."""
+    is still up: the search and data plots, and matplotlib for the worker that does not draw
+    them (both are idle when they are sent, so it lands there; the later plots may go to
+    either). The champion's answers wait for the second round: sent here, they held a worker
+    the importance then waited for."""
     if n_jobs == 1 or not local_pool_is_running():
         return WorkerWork()
     cv_results = cv_results_of(results)
@@ -172,10 +184,5 @@ def start_worker_work(
         champion = champion_run_id(config.runs_dir, config.dataset_name)
     if champion is not None and not (config.runs_dir / champion).is_dir():
         champion = None  # the champion decision says what is missing
-    answers = None
-    if champion is not None:
-        answers = start_in_worker(
-            champion_answers_or_error, config.runs_dir, champion, split.X_test, n_jobs=n_jobs
-        )
     plotting = start_in_worker(import_modules, PLOTTING_MODULES, n_jobs=n_jobs)
-    return WorkerWork(search_plots, champion, answers, plotting)
+    return WorkerWork(search_plots, champion, plotting_modules=plotting)

@@ -11,6 +11,7 @@ import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import joblib
 import numpy as np
@@ -253,6 +254,56 @@ def test_the_audit_refits_start_early_only_in_the_pool_and_serve_only_their_fami
     ]
     assert audit_refits_for(single, ("hist_gradient_boosting", made)) is None
     assert audit_refits_for(single, None) is None
+
+
+def test_the_workers_get_their_jobs_in_the_order_the_run_needs_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After the search: the search plots, then matplotlib for the other worker (both are idle
+    then, so it lands there and no later plot imports it); once evaluated: the importance the
+    run waits for first, then the champion's answers (needed only by the champion decision, after
+    the importance), the prediction plots and the model file."""
+    import flows.worker_work as worker_work
+
+    sent: list[str] = []
+
+    def recorded(function: Any, *args: Any, n_jobs: int, **kwargs: Any) -> WorkerJob[Any]:
+        sent.append(function.__name__)
+        return WorkerJob(iter([(None, [])]))
+
+    monkeypatch.setattr(worker_work, "start_in_worker", recorded)
+    monkeypatch.setattr(worker_work, "local_pool_is_running", lambda: True)
+    monkeypatch.setattr(worker_work, "champion_run_id", lambda runs_dir, dataset: "champion-run")
+    (tmp_path / "champion-run").mkdir()
+    result = FamilyResult("logistic_regression", "ok", best_score=0.8, best_std=0.01, candidates=[])
+    profile = SimpleNamespace(task="binary", classes=["no", "yes"], positive_label="yes")
+    split = SimpleNamespace(
+        y_train=pd.Series(["no", "yes"]),
+        X_test=pd.DataFrame({"a": [1.0]}),
+        y_test=pd.Series(["yes"]),
+    )
+    config = SimpleNamespace(seed=3, runs_dir=tmp_path, dataset_name="d")
+    work = start_worker_work(
+        [result],
+        split=split,
+        profile=profile,
+        metric="average_precision",
+        config=config,  # type: ignore[arg-type]
+        n_jobs=2,
+    )
+    assert sent == ["search_and_data_plots", "import_modules"]
+    predictions = pd.DataFrame(
+        {"y_true": ["yes"], "y_pred": ["yes"], "proba_no": [0.2], "proba_yes": [0.8]}
+    )
+    evidence = SimpleNamespace(model=None, split=split, profile=profile, predictions=predictions)
+    work.after_evaluation(evidence, config=config, scorer=None, n_jobs=2)  # type: ignore[arg-type]
+    assert sent[2:] == [
+        "importance_part",
+        "importance_part",
+        "champion_answers_or_error",
+        "prediction_plots",
+        "model_file_bytes",
+    ]
 
 
 def test_freed_memory_goes_back_from_pyarrows_pool_too(monkeypatch: pytest.MonkeyPatch) -> None:
