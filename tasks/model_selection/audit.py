@@ -20,7 +20,7 @@ from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils.parallel import Parallel, delayed
 
 from tasks.data.split import fast_labels
-from tasks.model_selection.parallel import WorkerJob, start_in_worker, stop_with_the_parent
+from tasks.model_selection.parallel import WorkerJob, begin_worker_job, start_in_worker
 
 INPUT_AUDIT = "audit_input"
 RESAMPLED_AUDIT = "audit_resampled"
@@ -157,7 +157,7 @@ def fit_fold_data_steps(
 ) -> Pipeline:
     """Fitted on the fold's training rows, taken here: the parent sends all rows once (joblib
     shares their arrays), not a copy per fold."""
-    stop_with_the_parent()
+    begin_worker_job()
     return clone(data_steps).fit(X.iloc[train], y[train])
 
 

