@@ -134,14 +134,34 @@ def free_shared_memory() -> None:
         return
 
 
-def remove_empty_joblib_folders() -> None:
+def joblib_folders_of_this_process() -> list[Path]:
     """joblib makes a folder named for this process per `Parallel` call (in /dev/shm, or where
-    JOBLIB_TEMP_FOLDER says) and removes it at exit; rmdir removes only an empty one."""
+    JOBLIB_TEMP_FOLDER says) and removes it at exit."""
     roots = {os.environ.get("JOBLIB_TEMP_FOLDER") or "/dev/shm", tempfile.gettempdir()}
-    for root in roots:
-        for folder in Path(root).glob(f"joblib_memmapping_folder_{os.getpid()}_*"):
-            with suppress(OSError):
-                folder.rmdir()
+    pattern = f"joblib_memmapping_folder_{os.getpid()}_*"
+    return [folder for root in roots for folder in Path(root).glob(pattern)]
+
+
+def remove_empty_joblib_folders() -> None:
+    """rmdir removes only an empty one."""
+    for folder in joblib_folders_of_this_process():
+        with suppress(OSError):
+            folder.rmdir()
+
+
+def remove_shared_memory_left() -> None:
+    """What free_shared_memory could not free in its time (a task thread held loky's lock, or a
+    busy machine made the executor's clean-up slower than that): once the child processes are
+    stopped, nothing but this exiting process uses its joblib folders and loky's semaphores,
+    so they go by name (a mapped file stays readable until the exit unmaps it)."""
+    import _multiprocessing
+    import shutil
+
+    for folder in joblib_folders_of_this_process():
+        shutil.rmtree(folder, ignore_errors=True)
+    for semaphore in Path("/dev/shm").glob(f"sem.loky-{os.getpid()}-*"):
+        with suppress(OSError):
+            _multiprocessing.sem_unlink("/" + semaphore.name.removeprefix("sem."))
 
 
 def free_shared_memory_briefly() -> None:
@@ -215,6 +235,7 @@ def hard_stop(signal_number: int) -> None:
     RunWriter.fail_open_runs(Interrupted(signal_number))
     free_shared_memory_briefly()
     stop_children()
+    remove_shared_memory_left()
     await_cluster_stop()
     name = signal.Signals(signal_number).name
     failed = RunWriter.failed_runs
