@@ -32,7 +32,7 @@ from flows.train import (
     start_audit_refits,
     worker_processes,
 )
-from flows.worker_work import start_worker_work
+from flows.worker_work import WorkerWork, start_worker_work
 from tasks.config import build_config
 from tasks.data.header import has_rows
 from tasks.evaluation.evaluate import predict_test
@@ -257,6 +257,18 @@ def test_the_audit_refits_start_early_only_in_the_pool_and_serve_only_their_fami
     assert audit_refits_for(single, None) is None
 
 
+def first_round(result: FamilyResult, split: Any, profile: Any, config: Any) -> WorkerWork:
+    """WorkerWork's first round for one family's search, in two workers, scored by PR-AUC."""
+    return start_worker_work(
+        [result],
+        split=split,
+        profile=profile,
+        metric="average_precision",
+        config=config,
+        n_jobs=2,
+    )
+
+
 def test_the_workers_get_their_jobs_in_the_order_the_run_needs_them(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -284,14 +296,7 @@ def test_the_workers_get_their_jobs_in_the_order_the_run_needs_them(
         y_test=pd.Series(["yes"]),
     )
     config = SimpleNamespace(seed=3, runs_dir=tmp_path, dataset_name="d")
-    work = start_worker_work(
-        [result],
-        split=split,
-        profile=profile,
-        metric="average_precision",
-        config=config,  # type: ignore[arg-type]
-        n_jobs=2,
-    )
+    work = first_round(result, split, profile, config)
     assert sent == ["search_and_data_plots", "import_modules"]
     predictions = pd.DataFrame(
         {"y_true": ["yes"], "y_pred": ["yes"], "proba_no": [0.2], "proba_yes": [0.8]}
@@ -374,14 +379,7 @@ def test_the_work_done_in_workers_is_what_the_main_process_would_have_made(
         results=[result],
         metric="average_precision",
     )
-    work = start_worker_work(
-        [result],
-        split=split,
-        profile=profile,
-        metric="average_precision",
-        config=config,  # type: ignore[arg-type]
-        n_jobs=2,
-    )
+    work = first_round(result, split, profile, config)
     assert len(work.jobs()) == 2 and work.champion is None  # no champion: no answers to make
     work = work.after_evaluation(
         evidence,  # type: ignore[arg-type]
