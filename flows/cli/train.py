@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from flows.runtime import TrainParameters
     from tasks.config import RunConfig
 
+WARM_UP_THREAD = "warm-up-cv-pool"
+# The longest a failed check waits for the warm-up thread (it ends in milliseconds): a bound,
+# so that the command's one sentence never waits on a pool that misbehaves.
+WARM_UP_END_SECONDS = 5.0
 LEADERBOARD_COLUMNS = ("family", "status", "cv_score", "best_params", "fit_seconds")
 SHORT_HEADERS = {"cv_score": "CV score", "best_params": "best params", "fit_seconds": "fit s"}
 # Names scikit-learn pipelines put before a parameter: noise in a table people read.
@@ -255,8 +259,13 @@ def start_cv_pool(processes: int) -> None:
         except Exception:  # only a head start (a stop may kill the workers first): the search
             return  # starts the pool itself if need be
 
-    if processes > 1:
-        threading.Thread(target=start, name="warm-up-cv-pool", daemon=True).start()
+    # One at a time: two threads starting joblib's pool while a third ends it can deadlock.
+    if processes > 1 and not warm_up_threads():
+        threading.Thread(target=start, name=WARM_UP_THREAD, daemon=True).start()
+
+
+def warm_up_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == WARM_UP_THREAD and t.is_alive()]
 
 
 def start_cv_pool_early(config: RunConfig) -> bool:
@@ -286,10 +295,24 @@ def workers_ended_on_error(pool_started: bool) -> Iterator[None]:
         yield
     except BaseException:
         if pool_started:
-            from tasks.model_selection.parallel import end_worker_fits
-
-            end_worker_fits()
+            with suppress(Exception):  # the user's sentence, not a clean-up's traceback
+                end_early_pool()
         raise
+
+
+def end_early_pool() -> None:
+    """Kill the workers of the pool's early start and wait for its warm-up thread to see its
+    jobs fail (milliseconds once they are gone), so that no later start overlaps it; again after
+    each short wait, as the thread may make its pool after a kill. Then, with no thread left in
+    a `Parallel` call, wait for the workers' end."""
+    from tasks.model_selection.parallel import end_worker_fits
+
+    deadline = time.monotonic() + WARM_UP_END_SECONDS
+    while (threads := warm_up_threads()) and time.monotonic() < deadline:
+        end_worker_fits()
+        threads[0].join(timeout=0.02)
+    if not warm_up_threads():
+        end_worker_fits(wait=True)
 
 
 def warm_up_cv_pool(config: RunConfig) -> None:

@@ -19,7 +19,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -156,19 +156,29 @@ def start_worker_pool(n_jobs: int) -> None:
     joblib.Parallel(n_jobs=n_jobs)(joblib.delayed(import_worker_modules)() for _ in range(n_jobs))
 
 
-def end_worker_fits() -> None:
-    """Kill the local CV workers now, fits in flight and all: each family's `Parallel` call then
-    raises, and a later one starts a new pool (the time budget's watch). joblib's `terminate`
-    also deletes the data it shared with them in /dev/shm, which killed workers cannot release."""
+def end_worker_fits(*, wait: bool = False) -> None:
+    """Kill the local CV workers now, fits in flight and all: the `Parallel` call they were
+    working for then raises, and its own abort (joblib's `terminate`) deletes the data it shared
+    with them in /dev/shm; a later call starts a new pool (the time budget's watch, a check that
+    fails after the pool's early start). Without `wait` it returns at once: waiting, in a thread
+    other than that call's, could deadlock (the executor's manager thread, which the wait
+    joins, reports the killed fits through that call's lock, which its thread holds while it
+    submits). `wait` only when no thread is inside a `Parallel` call: the workers are gone on
+    return, and so is what was shared with them."""
     from joblib.externals.loky import reusable_executor
 
     executor = getattr(reusable_executor, "_executor", None)
     if executor is None:
         return
-    if hasattr(executor, "terminate"):  # joblib's executor (loky's own has no shared data)
+    if wait and hasattr(executor, "terminate"):  # joblib's executor (loky's has no shared data)
         executor.terminate(kill_workers=True)
-    else:
-        executor.shutdown(wait=False, kill_workers=True)
+        return
+    executor.shutdown(wait=wait, kill_workers=True)
+    # Killed here too: a `Parallel` call that then finds the pool shut down makes a new one and
+    # shuts this one down again without kill_workers, which would let them finish their jobs.
+    for pid in tuple(executor._processes):
+        with suppress(OSError):  # gone already
+            os.kill(pid, signal.SIGKILL)
 
 
 def release_worker_pool() -> None:

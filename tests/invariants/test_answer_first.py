@@ -86,6 +86,47 @@ def test_mistakes_are_answered_before_prefect_is_imported(
     assert not home.exists()  # no server, temporary or not, opened the Prefect home
 
 
+# The same mistake answered again and again in one process (as the in-process tests do): each
+# answer's early pool start races the one before it, which is still ending. A deadlock between
+# loky's threads hung the whole suite once; here it would end the probe at its timeout.
+REPEATED = """
+import contextlib, io, json, sys, psutil
+from flows.cli.main import main
+codes = []
+for _ in range(int(sys.argv[1])):
+    with contextlib.redirect_stderr(io.StringIO()):
+        codes.append(main(sys.argv[2:]))
+def is_worker(child):
+    try:  # loky's resource tracker stays to the exit
+        return "resource_tracker" not in " ".join(child.cmdline())
+    except psutil.Error:  # ended meanwhile, or a killed worker not yet reaped
+        return False
+workers = [child for child in psutil.Process().children(recursive=True) if is_worker(child)]
+gone, alive = psutil.wait_procs(workers, timeout=5)
+print(json.dumps({"codes": codes, "workers": len(alive)}))
+"""
+
+
+def test_the_same_mistake_answered_again_and_again_in_one_process(tmp_path: Path) -> None:
+    args = ["train", "--data", str(PENGUINS_DATA), "--target", "species"]
+    args += ["--set", f"runs_dir={PENGUINS_DATA}"]  # the default search: the pool starts early
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    done = subprocess.run(
+        [sys.executable, "-c", REPEATED, "40", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout.splitlines()[-1])
+    assert answer["codes"] == [2] * 40
+    # Every early pool ended with its answer: a worker loky starts again while its pool shuts
+    # down (it replaces one that left cleanly) is killed within moments.
+    assert answer["workers"] == 0
+
+
 def test_a_wrong_target_lists_the_columns_and_suggests_the_closest(tmp_path: Path) -> None:
     with pytest.raises(DataError) as raised:
         check_target_in_header(PENGUINS_DATA, "Specie")
