@@ -37,11 +37,11 @@ print(json.dumps({"code": code, "stderr": stderr.getvalue(),
 """
 
 
-def answer_of(args: list[str], home: Path) -> dict[str, object]:
+def answer_of(args: list[str], home: Path, *, probe: str = PROBE) -> dict[str, object]:
     env = {**os.environ, "PREFECT_HOME": str(home), "COLUMNS": "200"}
     env.pop("PREFECT_API_URL", None)
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
+        [sys.executable, "-c", probe, *args],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -110,17 +110,7 @@ print(json.dumps({"codes": codes, "workers": len(alive)}))
 def test_the_same_mistake_answered_again_and_again_in_one_process(tmp_path: Path) -> None:
     args = ["train", "--data", str(PENGUINS_DATA), "--target", "species"]
     args += ["--set", f"runs_dir={PENGUINS_DATA}"]  # the default search: the pool starts early
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
-    done = subprocess.run(
-        [sys.executable, "-c", REPEATED, "40", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    answer = json.loads(done.stdout.splitlines()[-1])
+    answer = answer_of(["40", *args], tmp_path / "prefect-home", probe=REPEATED)
     assert answer["codes"] == [2] * 40
     # Every early pool ended with its answer: a worker loky starts again while its pool shuts
     # down (it replaces one that left cleanly) is killed within moments.
